@@ -1,0 +1,290 @@
+//! The agent loop: model call → stream events → run the requested tools → next model call,
+//! until the model stops or `max_steps`; behind a [`Provider`] trait and a [`tools::Tool`] trait.
+//!
+//! The loop owns no session state. It reports everything through a [`RunHost`] (the session),
+//! which turns each report into state (history, draft, pending tool results) and an event in
+//! the same step, so what a subscriber sees and what `state` returns never disagree.
+
+pub mod echo;
+pub mod provider;
+pub mod tools;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::session::event::EventKind;
+use crate::session::model::{HistoryMessage, ModelRef, Part, ThinkingLevel, Usage};
+use provider::{ModelInfo, ModelRequest, Provider, ProviderEvent};
+use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
+
+/// Error result given to tool calls cut short by an abort.
+pub const ABORTED: &str = "aborted";
+
+/// The session side of a run.
+pub trait RunHost: Send + Sync {
+    /// Records the event (and its effect on the session's draft and history) and publishes it.
+    fn emit(&self, event: EventKind);
+    /// The conversation so far, for the next model call.
+    fn context(&self) -> Vec<HistoryMessage>;
+    /// Moves the draft assistant message into history (with `error` as a last part, when cut
+    /// short), emits `message_complete`, and returns the message's text.
+    fn finish_message(&self, error: Option<Part>) -> String;
+    /// Moves steering messages that arrived into history and returns how many. With
+    /// `close_if_none`, an empty inbox marks the run as closing, so later steers queue instead.
+    fn take_steering(&self, close_if_none: bool) -> usize;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Completed,
+    Failed { error: String, code: String },
+    Aborted,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    /// The last assistant text of the run.
+    pub response: String,
+    pub usage: Usage,
+}
+
+/// Providers, tools and limits shared by every run.
+pub struct Agent {
+    providers: HashMap<String, Arc<dyn Provider>>,
+    tools: Vec<Arc<dyn Tool>>,
+    max_steps: usize,
+    system_prompt: String,
+    default_model: ModelRef,
+}
+
+/// Checks the provider settings at start-up.
+pub fn validate_provider(config: &Config) -> Result<(), String> {
+    match config.provider.as_str() {
+        "echo" if config.model_id() == "echo" => Ok(()),
+        "echo" => Err(format!("model {:?} is not an echo model (use \"echo\")", config.model)),
+        "openai" | "anthropic" => Err(format!(
+            "provider {} is not implemented yet; only the built-in echo provider is available",
+            config.provider
+        )),
+        other => Err(format!("unknown provider {other:?} (echo, openai, anthropic)")),
+    }
+}
+
+impl Agent {
+    pub fn from_config(config: &Config) -> std::io::Result<Self> {
+        let echo: Arc<dyn Provider> =
+            Arc::new(echo::EchoProvider::new(config.agent.echo_token_delay));
+        let mut forbidden = vec![config.data_dir.clone()];
+        forbidden.extend(config.config_file.clone());
+        let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("workspace {}: {e}", config.workspace.display()))
+        })?);
+        let tools = ToolSet::parse(&config.tools).map_err(std::io::Error::other)?.build(workspace);
+        let mut system_prompt = if config.system_prompt.is_empty() {
+            "You are a helpful assistant.".to_string()
+        } else {
+            config.system_prompt.clone()
+        };
+        if !config.append_system_prompt.is_empty() {
+            system_prompt.push_str("\n\n");
+            system_prompt.push_str(&config.append_system_prompt);
+        }
+        Ok(Self {
+            providers: HashMap::from([("echo".to_string(), echo)]),
+            tools,
+            max_steps: config.agent.max_steps,
+            system_prompt,
+            default_model: ModelRef {
+                provider: config.provider.clone(),
+                model_id: config.model_id().to_string(),
+            },
+        })
+    }
+
+    pub fn default_model(&self) -> &ModelRef {
+        &self.default_model
+    }
+
+    pub fn models(&self) -> Vec<ModelInfo> {
+        self.providers.values().flat_map(|p| p.models()).collect()
+    }
+
+    /// Whether a model reference names a known model.
+    pub fn has_model(&self, model: &ModelRef) -> bool {
+        self.models().iter().any(|m| m.provider == model.provider && m.model_id == model.model_id)
+    }
+
+    /// Runs one user message to its end. The user message is already in the host's history.
+    pub async fn run(
+        &self,
+        host: &dyn RunHost,
+        model: &ModelRef,
+        thinking: ThinkingLevel,
+        cancel: &CancellationToken,
+    ) -> RunEnd {
+        let mut usage = Usage::default();
+        let mut response = String::new();
+        let Some(provider) = self.providers.get(&model.provider) else {
+            let error = format!("Model not found: {}/{}", model.provider, model.model_id);
+            return failed(error, "model_error", response, usage);
+        };
+        let specs: Vec<_> = self.tools.iter().map(|t| t.spec().clone()).collect();
+        for step in 0.. {
+            // Steering text that arrived during the previous turn joins this model call.
+            host.take_steering(false);
+            if step == self.max_steps {
+                let error =
+                    format!("Run stopped after {} model calls (agent.max_steps)", self.max_steps);
+                return failed(error, "max_steps", response, usage);
+            }
+            host.emit(EventKind::TurnStart);
+            host.emit(EventKind::MessageStart { role: "assistant".into() });
+            let request = ModelRequest {
+                model_id: model.model_id.clone(),
+                system_prompt: self.system_prompt.clone(),
+                messages: host.context(),
+                tools: specs.clone(),
+                thinking,
+            };
+            let mut stream = provider.stream(request);
+            // Tool calls the model opened this turn: (id, name, args once complete).
+            let mut calls: Vec<(String, String, Option<Value>)> = Vec::new();
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => {
+                        drop(stream);
+                        host.finish_message(Some(aborted_part()));
+                        close_calls(host, &calls, ABORTED);
+                        return RunEnd { status: RunStatus::Aborted, response, usage };
+                    }
+                    item = stream.next() => item,
+                };
+                match item {
+                    None => break,
+                    Some(Ok(event)) => match event {
+                        ProviderEvent::TextDelta { content_index, delta } => {
+                            host.emit(EventKind::Token { delta, content_index })
+                        }
+                        ProviderEvent::ThinkingDelta { content_index, delta } => {
+                            host.emit(EventKind::Thinking { delta, content_index })
+                        }
+                        ProviderEvent::ToolCallStart { id, name } => {
+                            calls.push((id.clone(), name.clone(), None));
+                            host.emit(EventKind::ToolCallStart {
+                                tool_call_id: id,
+                                tool_name: name,
+                            });
+                        }
+                        ProviderEvent::ToolCallDelta { id, delta } => {
+                            host.emit(EventKind::ToolCallDelta { tool_call_id: id, delta })
+                        }
+                        ProviderEvent::ToolCallEnd { id, name, args } => {
+                            match calls.iter_mut().find(|c| c.0 == id) {
+                                Some(call) => call.2 = Some(args.clone()),
+                                None => calls.push((id.clone(), name.clone(), Some(args.clone()))),
+                            }
+                            host.emit(EventKind::ToolCallEnd {
+                                tool_call_id: id,
+                                tool_name: name,
+                                args,
+                            });
+                        }
+                        ProviderEvent::Usage(u) => usage += u,
+                    },
+                    Some(Err(error)) => {
+                        host.finish_message(Some(Part::Error {
+                            code: "model_error".into(),
+                            message: error.message.clone(),
+                        }));
+                        close_calls(host, &calls, "model call failed");
+                        return failed(error.message, "model_error", response, usage);
+                    }
+                }
+            }
+            response = host.finish_message(None);
+            if calls.is_empty() {
+                host.emit(EventKind::TurnEnd);
+                if host.take_steering(true) > 0 {
+                    continue;
+                }
+                break;
+            }
+            for index in 0..calls.len() {
+                let (id, name, args) = calls[index].clone();
+                let args = args.unwrap_or(Value::Null);
+                host.emit(EventKind::ToolStart {
+                    tool_call_id: id.clone(),
+                    tool_name: name.clone(),
+                    args: args.clone(),
+                });
+                let output = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => None,
+                    output = self.call_tool(host, &id, &name, args, cancel) => Some(output),
+                };
+                let Some(output) = output else {
+                    close_calls(host, &calls[index..], ABORTED);
+                    return RunEnd { status: RunStatus::Aborted, response, usage };
+                };
+                host.emit(EventKind::ToolComplete {
+                    tool_call_id: id,
+                    tool_name: name,
+                    result: output.result,
+                    is_error: output.is_error,
+                });
+            }
+            host.emit(EventKind::TurnEnd);
+        }
+        RunEnd { status: RunStatus::Completed, response, usage }
+    }
+
+    async fn call_tool(
+        &self,
+        host: &dyn RunHost,
+        id: &str,
+        name: &str,
+        args: Value,
+        cancel: &CancellationToken,
+    ) -> ToolOutput {
+        let Some(tool) = self.tools.iter().find(|t| t.spec().name == name) else {
+            return ToolOutput::error(format!("Tool not found: {name}"));
+        };
+        let update = |partial: Value| {
+            host.emit(EventKind::ToolUpdate {
+                tool_call_id: id.to_string(),
+                tool_name: name.to_string(),
+                partial_result: partial,
+            })
+        };
+        tool.call(args, ToolContext { update: &update, cancel }).await
+    }
+}
+
+fn aborted_part() -> Part {
+    Part::Error { code: ABORTED.into(), message: "Run aborted".into() }
+}
+
+/// Gives every open tool call an error result, so history never holds a dangling call, and
+/// ends the turn.
+fn close_calls(host: &dyn RunHost, calls: &[(String, String, Option<Value>)], reason: &str) {
+    for (id, name, _) in calls {
+        host.emit(EventKind::ToolComplete {
+            tool_call_id: id.clone(),
+            tool_name: name.clone(),
+            result: ToolOutput::error(reason).result,
+            is_error: true,
+        });
+    }
+    host.emit(EventKind::TurnEnd);
+}
+
+fn failed(error: String, code: &str, response: String, usage: Usage) -> RunEnd {
+    RunEnd { status: RunStatus::Failed { error, code: code.into() }, response, usage }
+}

@@ -1,0 +1,459 @@
+//! One `Config`, layered defaults < TOML file < environment < command line, validated once.
+//!
+//! The layers are merged as a TOML tree whose shape comes from the defaults, so an environment
+//! variable or `--set key=value` is typed by the key it sets, and an unknown key anywhere is an
+//! error rather than a silent no-op. The loader takes the environment as a map: tests never
+//! touch the process environment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The validated configuration. Every key is in the README's config table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: String,
+    pub port: u16,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Token for every scope; empty means no auth.
+    pub bearer_token: String,
+    /// The session created at start and never evicted or deleted.
+    pub primary_session: String,
+    /// `Access-Control-Allow-Origin` for browsers (grpc-web, REST); empty disables CORS.
+    pub cors_origin: String,
+    /// Serve the built-in chat page at `GET /`.
+    pub web_ui: bool,
+    /// Keep sessions in the SQLite store under `data_dir` (false: memory only).
+    pub persist: bool,
+    /// Model provider of new sessions: `echo` (built in), `openai`, `anthropic`.
+    pub provider: String,
+    /// Model id; empty means the provider's default.
+    pub model: String,
+    /// Base URL of an OpenAI-compatible or Anthropic endpoint.
+    pub base_url: String,
+    pub openai_api_key: String,
+    pub anthropic_api_key: String,
+    /// `readonly`, `all`, `none`, or a comma-separated list of tool names.
+    pub tools: String,
+    /// The directory the workspace tools may see.
+    pub workspace: PathBuf,
+    pub system_prompt: String,
+    pub append_system_prompt: String,
+    /// How long running runs may finish after SIGTERM before they are interrupted.
+    #[serde(with = "duration_str")]
+    pub shutdown_grace: Duration,
+    pub session: SessionConfig,
+    pub webhook: WebhookConfig,
+    pub http: HttpConfig,
+    pub agent: AgentConfig,
+    pub limits: LimitsConfig,
+    pub tls: TlsConfig,
+    pub models: Vec<toml::Table>,
+    pub tokens: Vec<toml::Table>,
+    /// The file the config was read from (tools must never read it).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Sessions idle this long (and not busy, without subscribers) are dropped from memory.
+    #[serde(with = "duration_str")]
+    pub idle: Duration,
+    /// How often the idle sweep runs.
+    #[serde(with = "duration_str")]
+    pub sweep_interval: Duration,
+    /// Messages that may wait per session.
+    pub max_queue: usize,
+    /// Events kept per session for resuming streams.
+    pub event_log: usize,
+    /// Events a subscriber may fall behind before it gets `lagged`.
+    pub subscriber_buffer: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub enabled: bool,
+    pub base_path: String,
+    /// When set, `x-pi-webhook-secret` must match and replaces the bearer token.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest JSON body, in bytes.
+    pub max_body: usize,
+    /// Interval of `:` comments on SSE streams.
+    #[serde(with = "duration_str")]
+    pub sse_heartbeat: Duration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Model calls per run before it fails.
+    pub max_steps: usize,
+    /// Delay between the echo model's tokens.
+    #[serde(with = "duration_str")]
+    pub echo_token_delay: Duration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Characters of one message's text.
+    pub max_text: usize,
+    /// Images per message.
+    pub max_images: usize,
+    /// Decoded bytes per image.
+    pub max_image_bytes: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            port: 8787,
+            data_dir: "./.agent-gateway".into(),
+            bearer_token: String::new(),
+            primary_session: "main".into(),
+            cors_origin: String::new(),
+            web_ui: true,
+            persist: false,
+            provider: "echo".into(),
+            model: String::new(),
+            base_url: String::new(),
+            openai_api_key: String::new(),
+            anthropic_api_key: String::new(),
+            tools: "readonly".into(),
+            workspace: ".".into(),
+            system_prompt: String::new(),
+            append_system_prompt: String::new(),
+            shutdown_grace: Duration::from_secs(30),
+            session: SessionConfig::default(),
+            webhook: WebhookConfig::default(),
+            http: HttpConfig::default(),
+            agent: AgentConfig::default(),
+            limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
+            models: Vec::new(),
+            tokens: Vec::new(),
+            config_file: None,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60 * 60),
+            sweep_interval: Duration::from_secs(60),
+            max_queue: 8,
+            event_log: 1024,
+            subscriber_buffer: 1024,
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self { enabled: true, base_path: "/webhooks".into(), secret: String::new() }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_body: 1024 * 1024, sse_heartbeat: Duration::from_secs(15) }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self { max_steps: 32, echo_token_delay: Duration::ZERO }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_text: 100_000, max_images: 8, max_image_bytes: 5 * 1024 * 1024 }
+    }
+}
+
+/// Environment variables and the key each sets, applied in this order (later wins): the pi
+/// gateway's names, then the TypeScript gateway's, then ours.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("PI_GATEWAY_BIND", "bind"),
+    ("PI_GATEWAY_PORT", "port"),
+    ("PI_GATEWAY_TOKEN", "bearer_token"),
+    ("PI_GATEWAY_WEBHOOK_SECRET", "webhook.secret"),
+    ("GATEWAY_HOST", "bind"),
+    ("GATEWAY_PORT", "port"),
+    ("GATEWAY_AUTH_TOKEN", "bearer_token"),
+    ("GATEWAY_CORS_ORIGIN", "cors_origin"),
+    ("GATEWAY_ENABLE_WEB_UI", "web_ui"),
+    ("SESSION_PERSIST", "persist"),
+    ("CWD", "workspace"),
+    ("GATEWAY_DATA_DIR", "data_dir"),
+    ("GATEWAY_PROVIDER", "provider"),
+    ("GATEWAY_MODEL", "model"),
+    ("GATEWAY_BASE_URL", "base_url"),
+    ("OPENAI_API_KEY", "openai_api_key"),
+    ("ANTHROPIC_API_KEY", "anthropic_api_key"),
+];
+
+/// Where the layers come from.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// The TOML file (`--config`).
+    pub file: Option<PathBuf>,
+    /// The process environment, as a map.
+    pub env: HashMap<String, String>,
+    /// Command-line settings as `(key, value)`, in order (`--port`, `--set key=value`, ...).
+    pub overrides: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Merges the layers and validates the result once.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError(format!("default config: {e}")))?;
+        if let Some(path) = &sources.file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let file: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+            merge(&mut tree, file);
+        }
+        for (var, key) in ENV_KEYS {
+            if let Some(value) = sources.env.get(*var) {
+                set_key(&mut tree, key, value)
+                    .map_err(|e| ConfigError(format!("environment variable {var}: {e}")))?;
+            }
+        }
+        for (key, value) in &sources.overrides {
+            set_key(&mut tree, key, value)
+                .map_err(|e| ConfigError(format!("command line {key}: {e}")))?;
+        }
+        let mut config: Config = tree.try_into().map_err(|e: toml::de::Error| {
+            let origin = match &sources.file {
+                Some(path) => format!("config file {}", path.display()),
+                None => "config".to_string(),
+            };
+            ConfigError(format!("{origin}: {}", e.message()))
+        })?;
+        config.config_file = sources.file.clone();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges, and refuses settings whose feature is not built yet (never ignores them).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.primary_session.is_empty()
+            || self.primary_session.chars().count() > 200
+            || self.primary_session.contains(['\n', '\r'])
+        {
+            return err("primary_session must be 1-200 characters without line breaks".into());
+        }
+        if self.session.max_queue == 0 {
+            return err("session.max_queue must be at least 1".into());
+        }
+        if self.session.event_log == 0 || self.session.subscriber_buffer == 0 {
+            return err("session.event_log and session.subscriber_buffer must be at least 1".into());
+        }
+        if self.session.sweep_interval.is_zero() {
+            return err("session.sweep_interval must be greater than zero".into());
+        }
+        if self.http.sse_heartbeat.is_zero() {
+            return err("http.sse_heartbeat must be greater than zero".into());
+        }
+        if self.http.max_body < 1024 {
+            return err("http.max_body must be at least 1024 bytes".into());
+        }
+        if self.agent.max_steps == 0 {
+            return err("agent.max_steps must be at least 1".into());
+        }
+        if !self.webhook.base_path.starts_with('/') || self.webhook.base_path.len() < 2 {
+            return err("webhook.base_path must start with / and name a path".into());
+        }
+        if self.webhook.base_path.ends_with('/') || self.webhook.base_path.contains(['{', '}']) {
+            return err("webhook.base_path must not end with / or contain braces".into());
+        }
+        if !self.cors_origin.is_empty()
+            && self.cors_origin != "*"
+            && http::HeaderValue::from_str(&self.cors_origin).is_err()
+        {
+            return err(format!("cors_origin is not a valid origin: {}", self.cors_origin));
+        }
+        crate::agent::tools::ToolSet::parse(&self.tools).map_err(ConfigError)?;
+        crate::agent::validate_provider(self).map_err(ConfigError)?;
+        // Settings that name features still to come are refused, not silently ignored.
+        if self.persist {
+            return err(
+                "persist = true needs the SQLite session store, which is not implemented yet; \
+                 set persist = false (SESSION_PERSIST=false) to keep sessions in memory"
+                    .into(),
+            );
+        }
+        if !self.tokens.is_empty() {
+            return err(
+                "[[tokens]] (scoped tokens) are not implemented yet; use bearer_token".into()
+            );
+        }
+        if !self.models.is_empty() {
+            return err("[[models]] (the model registry) is not implemented yet".into());
+        }
+        if !self.tls.cert.is_empty() || !self.tls.key.is_empty() {
+            return err("tls.cert / tls.key are not implemented yet; run behind a TLS proxy".into());
+        }
+        Ok(())
+    }
+
+    /// The model id new sessions use.
+    pub fn model_id(&self) -> &str {
+        if self.model.is_empty() { &self.provider } else { &self.model }
+    }
+}
+
+/// Overlays `top` on `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, top: toml::Value) {
+    match (base, top) {
+        (toml::Value::Table(base), toml::Value::Table(top)) => {
+            for (key, value) in top {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        // Left in so that deserialisation names the unknown key.
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+/// Sets `dotted.key` from a string, typed by the value already there (the defaults give every
+/// scalar key a value, so the type is always known).
+fn set_key(tree: &mut toml::Value, key: &str, raw: &str) -> Result<(), String> {
+    let mut node = tree;
+    for part in key.split('.') {
+        node = node
+            .as_table_mut()
+            .and_then(|table| table.get_mut(part))
+            .ok_or_else(|| format!("unknown config key: {key}"))?;
+    }
+    *node = match node {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim().parse().map_err(|_| format!("{key} must be an integer, got {raw:?}"))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            parse_bool(raw).ok_or_else(|| format!("{key} must be true or false, got {raw:?}"))?,
+        ),
+        _ => return Err(format!("{key} can only be set in the config file")),
+    };
+    Ok(())
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Durations as human strings (`60m`, `15s`, `250ms`).
+mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {text:?} ({e}); use e.g. 15s, 60m"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(&Sources {
+            file: None,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let config = load(&[], &[]).unwrap();
+        assert_eq!(config.port, 8787);
+        assert_eq!(config.session.idle, Duration::from_secs(3600));
+        assert_eq!(config.model_id(), "echo");
+    }
+
+    #[test]
+    fn env_then_cli_win_in_order() {
+        let config = load(
+            &[("PI_GATEWAY_PORT", "1"), ("GATEWAY_PORT", "2"), ("GATEWAY_AUTH_TOKEN", "t")],
+            &[("session.idle", "5s")],
+        )
+        .unwrap();
+        assert_eq!(config.port, 2);
+        assert_eq!(config.bearer_token, "t");
+        assert_eq!(config.session.idle, Duration::from_secs(5));
+        let config = load(&[("GATEWAY_PORT", "2")], &[("port", "3")]).unwrap();
+        assert_eq!(config.port, 3);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_errors() {
+        assert!(load(&[("GATEWAY_PORT", "eighty")], &[]).unwrap_err().0.contains("GATEWAY_PORT"));
+        assert!(load(&[], &[("nope", "1")]).unwrap_err().0.contains("unknown config key: nope"));
+        assert!(load(&[], &[("session.idle", "soon")]).unwrap_err().0.contains("invalid duration"));
+        assert!(load(&[], &[("persist", "true")]).unwrap_err().0.contains("not implemented"));
+    }
+
+    #[test]
+    fn file_unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, "port = 9000\n[session]\nmax_queue = 2\nbogus = 1\n").unwrap();
+        let err =
+            Config::load(&Sources { file: Some(path.clone()), ..Default::default() }).unwrap_err();
+        assert!(err.0.contains("bogus"), "{err}");
+        std::fs::write(&path, "port = 9000\n[session]\nmax_queue = 2\n").unwrap();
+        let config = Config::load(&Sources { file: Some(path), ..Default::default() }).unwrap();
+        assert_eq!((config.port, config.session.max_queue), (9000, 2));
+    }
+}

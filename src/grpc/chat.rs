@@ -1,0 +1,126 @@
+//! `agentgateway.v1.Chat` onto the session manager.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt, stream};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::proto as pb;
+use crate::session::model::{Image, SendRequest, StreamingBehavior};
+use crate::session::stream::RunItem;
+
+pub struct ChatApi {
+    state: AppState,
+}
+
+impl ChatApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn send_request(request: pb::SendMessageRequest) -> Result<SendRequest, GatewayError> {
+    if !request.idempotency_key.is_empty() {
+        return Err(GatewayError::unimplemented(
+            "idempotency keys arrive with the admin and security work",
+        ));
+    }
+    let behavior = match pb::StreamingBehavior::try_from(request.streaming_behavior) {
+        Ok(pb::StreamingBehavior::Steer) => StreamingBehavior::Steer,
+        Ok(_) => StreamingBehavior::FollowUp,
+        Err(_) => return Err(GatewayError::invalid("Invalid streaming_behavior")),
+    };
+    Ok(SendRequest {
+        session_key: request.session_key,
+        text: request.text,
+        images: request
+            .images
+            .into_iter()
+            .map(|image| Image { data: image.data, mime_type: image.mime_type })
+            .collect(),
+        behavior,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::chat_server::Chat for ChatApi {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Answer<pb::SendMessageResponse> {
+        let request = send_request(request.into_inner())?;
+        let (accepted, outcome) = self.state.sessions.send(request).await?;
+        let outcome = outcome
+            .await
+            .map_err(|_| Status::unavailable("The gateway stopped before the run ended"))?;
+        Ok(Response::new(pb::SendMessageResponse {
+            ok: outcome.ok,
+            response: outcome.response,
+            error: outcome.error,
+            session_key: accepted.session_key,
+            message_id: accepted.message_id,
+        }))
+    }
+
+    type StreamChatStream =
+        Pin<Box<dyn Stream<Item = Result<pb::StreamChatResponse, Status>> + Send>>;
+
+    async fn stream_chat(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Answer<Self::StreamChatStream> {
+        use pb::stream_chat_response::Kind;
+        let request = send_request(request.into_inner())?;
+        let (accepted, run) = self.state.sessions.send_stream(request).await?;
+        let first = pb::StreamChatResponse {
+            kind: Some(Kind::Accepted(pb::Accepted {
+                session_key: accepted.session_key,
+                message_id: accepted.message_id,
+                mode: convert::steer_mode(accepted.mode),
+            })),
+        };
+        let rest = run.map(|item| {
+            let kind = match item {
+                RunItem::Event(event) => Kind::Event(convert::event(&event)),
+                RunItem::Outcome(outcome) => Kind::Result(convert::outcome(outcome)),
+            };
+            Ok(pb::StreamChatResponse { kind: Some(kind) })
+        });
+        Ok(Response::new(Box::pin(stream::once(async { Ok(first) }).chain(rest))))
+    }
+
+    async fn steer(&self, request: Request<pb::SteerRequest>) -> Answer<pb::SteerResponse> {
+        let request = request.into_inner();
+        let accepted = self.state.sessions.steer(&request.session_key, request.text).await?;
+        Ok(Response::new(pb::SteerResponse {
+            mode: convert::steer_mode(accepted.mode),
+            session_key: accepted.session_key,
+            message_id: accepted.message_id,
+        }))
+    }
+
+    async fn cancel_queued(
+        &self,
+        request: Request<pb::CancelQueuedRequest>,
+    ) -> Answer<pb::CancelQueuedResponse> {
+        let request = request.into_inner();
+        let cancelled =
+            self.state.sessions.cancel_queued(&request.session_key, &request.message_id).await?;
+        Ok(Response::new(pb::CancelQueuedResponse { cancelled }))
+    }
+
+    async fn execute_command(
+        &self,
+        _: Request<pb::ExecuteCommandRequest>,
+    ) -> Answer<pb::ExecuteCommandResponse> {
+        Err(GatewayError::unimplemented(
+            "ExecuteCommand arrives with the slash commands (socket.io issue)",
+        )
+        .into())
+    }
+}

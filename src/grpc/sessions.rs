@@ -1,0 +1,171 @@
+//! `agentgateway.v1.Sessions` onto the session manager.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::proto as pb;
+use crate::session::model::{CreateRequest, ModelRef};
+
+pub struct SessionsApi {
+    state: AppState,
+}
+
+impl SessionsApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn ok<T>(value: T) -> Answer<T> {
+    Ok(Response::new(value))
+}
+
+#[tonic::async_trait]
+impl pb::sessions_server::Sessions for SessionsApi {
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Answer<pb::ListSessionsResponse> {
+        let request = request.into_inner();
+        let limit = (request.page_size > 0).then_some(request.page_size as usize);
+        let cursor = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
+        let page = self.state.sessions.list(limit, cursor)?;
+        ok(pb::ListSessionsResponse {
+            sessions: page.items.into_iter().map(convert::snapshot).collect(),
+            next_page_token: page.next_cursor.unwrap_or_default(),
+        })
+    }
+
+    async fn get_session(
+        &self,
+        request: Request<pb::GetSessionRequest>,
+    ) -> Answer<pb::GetSessionResponse> {
+        let snapshot = self.state.sessions.get(&request.into_inner().session_key).await?;
+        ok(pb::GetSessionResponse { session: Some(convert::snapshot(snapshot)) })
+    }
+
+    async fn create_session(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Answer<pb::CreateSessionResponse> {
+        let request = request.into_inner();
+        let snapshot = self
+            .state
+            .sessions
+            .create(CreateRequest {
+                session_key: (!request.session_key.is_empty()).then_some(request.session_key),
+                name: request.name,
+                model: request
+                    .model
+                    .map(|m| ModelRef { provider: m.provider, model_id: m.model_id }),
+                memory_namespace: request.memory_namespace,
+            })
+            .await?;
+        ok(pb::CreateSessionResponse { session: Some(convert::snapshot(snapshot)) })
+    }
+
+    async fn delete_session(
+        &self,
+        request: Request<pb::DeleteSessionRequest>,
+    ) -> Answer<pb::DeleteSessionResponse> {
+        self.state.sessions.delete(&request.into_inner().session_key).await?;
+        ok(pb::DeleteSessionResponse {})
+    }
+
+    async fn rename_session(
+        &self,
+        request: Request<pb::RenameSessionRequest>,
+    ) -> Answer<pb::RenameSessionResponse> {
+        let request = request.into_inner();
+        self.state.sessions.rename(&request.session_key, Some(request.name)).await?;
+        ok(pb::RenameSessionResponse {})
+    }
+
+    async fn reset_session(
+        &self,
+        request: Request<pb::ResetSessionRequest>,
+    ) -> Answer<pb::ResetSessionResponse> {
+        self.state.sessions.reset(&request.into_inner().session_key).await?;
+        ok(pb::ResetSessionResponse {})
+    }
+
+    async fn abort_session(
+        &self,
+        request: Request<pb::AbortSessionRequest>,
+    ) -> Answer<pb::AbortSessionResponse> {
+        let aborted = self.state.sessions.abort(&request.into_inner().session_key).await?;
+        ok(pb::AbortSessionResponse { aborted })
+    }
+
+    async fn clear_queue(
+        &self,
+        request: Request<pb::ClearQueueRequest>,
+    ) -> Answer<pb::ClearQueueResponse> {
+        let cleared = self.state.sessions.clear_queue(&request.into_inner().session_key).await?;
+        ok(pb::ClearQueueResponse { cleared: cleared as u32 })
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Answer<pb::GetHistoryResponse> {
+        let request = request.into_inner();
+        let limit = (request.limit > 0).then_some(request.limit as usize);
+        let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
+        let page = self.state.sessions.history(&request.session_key, limit, cursor).await?;
+        ok(pb::GetHistoryResponse {
+            messages: page.items.into_iter().map(convert::message).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        })
+    }
+
+    async fn get_state(
+        &self,
+        request: Request<pb::GetStateRequest>,
+    ) -> Answer<pb::GetStateResponse> {
+        let view = self.state.sessions.state(&request.into_inner().session_key).await?;
+        ok(pb::GetStateResponse {
+            session: Some(convert::snapshot(view.session)),
+            messages: view.messages.into_iter().map(convert::message).collect(),
+        })
+    }
+
+    async fn set_model(&self, _: Request<pb::SetModelRequest>) -> Answer<pb::SetModelResponse> {
+        Err(GatewayError::unimplemented(
+            "SetModel arrives with the model registry (agent providers)",
+        )
+        .into())
+    }
+
+    async fn set_thinking_level(
+        &self,
+        _: Request<pb::SetThinkingLevelRequest>,
+    ) -> Answer<pb::SetThinkingLevelResponse> {
+        Err(GatewayError::unimplemented("SetThinkingLevel arrives with the agent providers").into())
+    }
+
+    async fn reload_session(
+        &self,
+        _: Request<pb::ReloadSessionRequest>,
+    ) -> Answer<pb::ReloadSessionResponse> {
+        Err(GatewayError::unimplemented("ReloadSession arrives with the agent providers").into())
+    }
+
+    type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Answer<Self::SubscribeStream> {
+        let request = request.into_inner();
+        let events = self.state.sessions.subscribe(&request.session_key, request.after_seq).await?;
+        ok(Box::pin(events.map(|event| Ok(convert::event(&event)))))
+    }
+}

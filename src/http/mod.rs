@@ -1,0 +1,91 @@
+//! The HTTP bridge (GATEWAY.md §5): the seed REST routes, SSE and the webhook, with JSON
+//! errors for unknown paths (404) and wrong methods (405). Routes whose feature lands in a
+//! later piece of work are registered and answer 501 with what is missing.
+
+pub mod extract;
+pub mod rest;
+pub mod sse;
+pub mod webhook;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use crate::app::AppState;
+use crate::error::{ErrorCode, GatewayError};
+
+/// A route that exists in the contract but not yet in this build.
+fn later(what: &'static str) -> MethodRouter<AppState> {
+    let handler = move || async move { GatewayError::unimplemented(what) };
+    get(handler).post(handler).patch(handler).delete(handler)
+}
+
+/// Bearer auth on every route but the public ones (see `router`).
+async fn require_bearer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, GatewayError> {
+    let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    state.auth.check(header)?;
+    Ok(next.run(request).await)
+}
+
+pub fn router(state: AppState) -> Router {
+    let memory = "the memory service (/memory/*)";
+    let v1 = "the v1 conversation API (/v1/*)";
+    let protected = Router::new()
+        .route("/ready", get(rest::ready))
+        .route("/sessions", get(rest::list_sessions))
+        .route("/sessions/{key}", get(rest::get_session).patch(rest::rename).delete(rest::delete))
+        .route("/sessions/{key}/events", get(sse::events))
+        .route("/sessions/{key}/messages", post(rest::send_message))
+        .route("/sessions/{key}/abort", post(rest::abort))
+        .route("/sessions/{key}/steer", post(rest::steer))
+        .route("/sessions/{key}/reset", post(rest::reset))
+        .route("/sessions/{key}/queue/{message_id}", delete(rest::cancel_queued))
+        .route("/sessions/{key}/history", get(rest::history))
+        .route("/sessions/{key}/state", get(rest::session_state))
+        .route("/sessions/{key}/chat", later("the Vercel AI SDK chat stream (/sessions/:key/chat)"))
+        .route("/sessions/{key}/commands", later("slash commands (/sessions/:key/commands)"))
+        .route("/sessions/{key}/model", later("per-session models (/sessions/:key/model)"))
+        .route("/sessions/{key}/thinking", later("thinking levels (/sessions/:key/thinking)"))
+        .route("/sessions/{key}/reload", later("session reload (/sessions/:key/reload)"))
+        .route("/models", later("the model registry (/models)"))
+        .route("/config", later("the admin service (/config)"))
+        .route("/channels/status", later("the admin service (/channels/status)"))
+        .route("/logs", later("the admin service (/logs)"))
+        .route("/metrics", later("metrics (/metrics)"))
+        .route("/memory/status", later(memory))
+        .route("/memory/core", later(memory))
+        .route("/memory/search", later(memory))
+        .route("/memory/remember", later(memory))
+        .route("/memory/forget", later(memory))
+        .route("/memory/rebuild", later(memory))
+        .route("/v1/conversations", later(v1))
+        .route("/v1/conversations/{id}", later(v1))
+        .route("/v1/conversations/{id}/abort", later(v1))
+        .route("/v1/chat", later(v1))
+        .route("/v1/chat/stream", later(v1))
+        .route("/v1/adapters/chat", later(v1))
+        .route("/v1/adapters/chat/stream", later(v1))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_bearer));
+
+    let mut public = Router::new().route("/health", get(rest::health)).route(
+        "/",
+        get(|| async { GatewayError::unimplemented("the built-in chat page (GET /)") }),
+    );
+    if state.config.webhook.enabled {
+        public = public.merge(webhook::router(&state));
+    }
+
+    public
+        .merge(protected)
+        .fallback(|| async { GatewayError::not_found("Not found") })
+        .method_not_allowed_fallback(|| async {
+            GatewayError::new(ErrorCode::MethodNotAllowed, "Method not allowed")
+        })
+        .with_state(state)
+}

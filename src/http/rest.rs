@@ -1,0 +1,195 @@
+//! The seed REST routes (GATEWAY.md §5.1) onto the session manager, with the seeds' JSON shapes.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::extract::{ImageJson, JsonBody, KeyPath, decode_images, streaming_behavior, user_text};
+use crate::app::AppState;
+use crate::error::{ErrorCode, GatewayError};
+use crate::session::model::{HistoryMessage, RunOutcome, SendRequest, Snapshot};
+
+type Answer = Result<Response, GatewayError>;
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    let ready = state.ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ok": true, "ready": ready }))).into_response()
+}
+
+pub async fn ready(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "ok": true, "ready": state.ready(), "sessions": state.sessions.live_count() }))
+}
+
+/// A positive integer query parameter, or 400 with `message`.
+fn positive(
+    query: &HashMap<String, String>,
+    name: &str,
+    message: &str,
+) -> Result<Option<usize>, GatewayError> {
+    query
+        .get(name)
+        .map(|raw| {
+            raw.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| GatewayError::invalid(message))
+        })
+        .transpose()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionList {
+    sessions: Vec<Snapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let limit = positive(&query, "limit", "List limit must be a positive integer")?;
+    let page = state.sessions.list(limit, query.get("cursor").map(String::as_str))?;
+    Ok(Json(SessionList { sessions: page.items, next_cursor: page.next_cursor }).into_response())
+}
+
+pub async fn get_session(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    let session = state.sessions.get(&key).await?;
+    Ok(Json(json!({ "session": session })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    name: Option<String>,
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<RenameBody>,
+) -> Answer {
+    state.sessions.rename(&key, body.name).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    state.sessions.delete(&key).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageBody {
+    text: Option<String>,
+    images: Option<Vec<ImageJson>>,
+    idempotency_key: Option<String>,
+    streaming_behavior: Option<String>,
+}
+
+/// `{ok, response, error?, sessionKey, messageId}`: 200 when the run succeeded, else 500 (the
+/// seed's contract). A full queue is the seed's 500 body without a message id.
+pub async fn send_and_wait(state: &AppState, request: SendRequest) -> Answer {
+    let session_key = request.session_key.clone();
+    let (_, outcome) = match state.sessions.send(request).await {
+        Ok(sent) => sent,
+        Err(e) if e.code == ErrorCode::QueueFull => {
+            let body = json!({ "ok": false, "response": "", "error": e.message, "sessionKey": session_key });
+            return Ok((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response());
+        }
+        Err(e) => return Err(e),
+    };
+    let outcome: RunOutcome = outcome
+        .await
+        .map_err(|_| GatewayError::unavailable("The gateway stopped before the run ended"))?;
+    let status = if outcome.ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    Ok((status, Json(outcome)).into_response())
+}
+
+pub async fn send_message(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<MessageBody>,
+) -> Answer {
+    let text = body.text.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(GatewayError::invalid("Missing text"));
+    }
+    if body.idempotency_key.is_some() {
+        return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
+    }
+    let request = SendRequest {
+        session_key: key,
+        text,
+        images: decode_images(body.images)?,
+        behavior: streaming_behavior(body.streaming_behavior.as_deref())?,
+    };
+    send_and_wait(&state, request).await
+}
+
+pub async fn abort(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    let aborted = state.sessions.abort(&key).await?;
+    Ok(Json(json!({ "ok": aborted })).into_response())
+}
+
+pub async fn steer(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<Value>,
+) -> Answer {
+    let text =
+        user_text(&body).ok_or_else(|| GatewayError::invalid("Missing user message text"))?;
+    match state.sessions.steer(&key, text).await {
+        Ok(accepted) => {
+            Ok(Json(json!({ "ok": true, "mode": accepted.mode, "sessionKey": key }))
+                .into_response())
+        }
+        // The seed answers a full queue on steer's fallback with 409.
+        Err(e) if e.code == ErrorCode::QueueFull => Ok(e.into_response_with(StatusCode::CONFLICT)),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn reset(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    state.sessions.reset(&key).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}
+
+pub async fn cancel_queued(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    Path(params): Path<HashMap<String, String>>,
+) -> Answer {
+    let message_id = params.get("message_id").cloned().unwrap_or_default();
+    let cancelled = state.sessions.cancel_queued(&key, &message_id).await?;
+    Ok(Json(json!({ "ok": cancelled })).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryPage {
+    messages: Vec<HistoryMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let limit = positive(&query, "limit", "History limit must be a positive integer")?;
+    let page = state.sessions.history(&key, limit, query.get("cursor").map(String::as_str)).await?;
+    Ok(Json(HistoryPage { messages: page.items, next_cursor: page.next_cursor }).into_response())
+}
+
+pub async fn session_state(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    Ok(Json(state.sessions.state(&key).await?).into_response())
+}

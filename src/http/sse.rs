@@ -1,0 +1,73 @@
+//! `GET /sessions/:key/events`: the session's event stream as Server-Sent Events, with `id:`
+//! lines for resuming (`Last-Event-ID` or `?after=`) and `:` heartbeats.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Version, header};
+
+use super::extract::KeyPath;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::session::stream::EventStream;
+
+const HEARTBEAT: &[u8] = b":\n\n";
+
+pub async fn events(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    version: Version,
+) -> Result<Response, GatewayError> {
+    let after = match (headers.get("last-event-id"), query.get("after")) {
+        (Some(value), _) => {
+            Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(
+                || GatewayError::invalid("Invalid Last-Event-ID: expected a seq number"),
+            )?)
+        }
+        (None, Some(value)) => Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| GatewayError::invalid("Invalid after: expected a seq number"))?,
+        ),
+        (None, None) => None,
+    };
+    let events = state.sessions.subscribe(&key, after).await?;
+    Ok(sse_response(events, state.config.http.sse_heartbeat, version))
+}
+
+/// Frames events (each encoded once, shared by all subscribers) with heartbeats in between.
+fn sse_response(
+    mut events: EventStream,
+    heartbeat: std::time::Duration,
+    version: Version,
+) -> Response {
+    let body = async_stream::stream! {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => yield Ok::<Bytes, std::convert::Infallible>(event.sse_frame()),
+                    None => break,
+                },
+                _ = ticker.tick() => yield Ok(Bytes::from_static(HEARTBEAT)),
+            }
+        }
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // Connection-specific headers are forbidden in HTTP/2.
+    if version <= Version::HTTP_11 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    response
+}

@@ -1,0 +1,88 @@
+//! `POST <webhook.base_path>/<route>`: chat adapters posting messages. With `webhook.secret`
+//! set, the `x-pi-webhook-secret` header replaces the bearer token; without one, the webhook
+//! needs the token like every other route (the seed left it open).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::extract::{ImageJson, JsonBody, decode_images};
+use super::rest::send_and_wait;
+use crate::app::AppState;
+use crate::auth::secrets_match;
+use crate::error::GatewayError;
+use crate::session::model::{SendRequest, StreamingBehavior};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let base = &state.config.webhook.base_path;
+    Router::new().route(base, post(receive)).route(&format!("{base}/{{*route}}"), post(receive))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookBody {
+    text: Option<String>,
+    session_key: Option<String>,
+    sender: Option<String>,
+    metadata: Option<Value>,
+    images: Option<Vec<ImageJson>>,
+    idempotency_key: Option<String>,
+    #[serde(rename = "async")]
+    run_async: Option<bool>,
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<WebhookBody>,
+) -> Result<Response, GatewayError> {
+    let secret = &state.config.webhook.secret;
+    if secret.is_empty() {
+        let authorization = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        state.auth.check(authorization)?;
+    } else {
+        let presented =
+            headers.get("x-pi-webhook-secret").map(|v| v.as_bytes()).unwrap_or_default();
+        if !secrets_match(presented, secret.as_bytes()) {
+            return Err(GatewayError::new(
+                crate::error::ErrorCode::Unauthenticated,
+                "Invalid webhook secret",
+            ));
+        }
+    }
+    if headers.contains_key("x-gateway-signature") {
+        return Err(GatewayError::unimplemented("webhook signatures (x-gateway-signature)"));
+    }
+    let text = body.text.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(GatewayError::invalid("Missing text"));
+    }
+    if body.idempotency_key.is_some() || headers.contains_key("idempotency-key") {
+        return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
+    }
+    if body.run_async == Some(true) {
+        return Err(GatewayError::unimplemented("asynchronous webhooks (async: true)"));
+    }
+    if body.metadata.as_ref().is_some_and(|m| !m.is_object() && !m.is_null()) {
+        return Err(GatewayError::invalid("Invalid request body: metadata must be an object"));
+    }
+    let route =
+        params.get("route").map(String::as_str).filter(|r| !r.is_empty()).unwrap_or("default");
+    let session_key = body.session_key.unwrap_or_else(|| {
+        format!("webhook:{route}:{}", body.sender.as_deref().unwrap_or("default"))
+    });
+    let request = SendRequest {
+        session_key,
+        text,
+        images: decode_images(body.images)?,
+        behavior: StreamingBehavior::FollowUp,
+    };
+    send_and_wait(&state, request).await
+}

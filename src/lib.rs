@@ -1,0 +1,30 @@
+//! agent-gateway hosts long-lived AI agent sessions and serves them gRPC-first.
+//!
+//! One port carries native gRPC, grpc-web, reflection, health and an HTTP bridge (REST, SSE,
+//! webhooks). Every transport is a thin adapter over one [`session::SessionManager`], which
+//! owns each session's history, FIFO queue, event log and run driver; runs go through the
+//! [`agent`] loop (providers and tools behind traits). Data flows one way:
+//! transport → session manager → agent; events flow back on channels.
+//!
+//! # Layout
+//! - [`config`]: defaults < TOML file < environment < command line, validated once.
+//! - [`error`]: the one error type and its gRPC/HTTP status table.
+//! - [`server`]: `run(listener, state, shutdown)`, the one-port router.
+//! - [`session`]: the session manager, queue, run driver, event log and streams.
+//! - [`agent`]: the agent loop, providers (`echo`), tools (`read`).
+//! - [`grpc`]: one adapter per proto service, plus the auth interceptor.
+//! - [`http`]: REST routes, SSE, webhook, request extraction.
+//! - [`proto`]: generated types and the reflection descriptor set.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod telemetry;

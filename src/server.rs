@@ -1,0 +1,121 @@
+//! One port for everything: native gRPC (h2c), grpc-web, reflection, health and the HTTP bridge,
+//! all served by `axum::serve` from a listener the caller bound.
+//!
+//! axum serves rather than tonic's own server because tonic's does not complete HTTP/1.1
+//! upgrades (the socket.io websockets of a later issue need them). Each gRPC service is
+//! wrapped in `GrpcWebLayer` on its own: around the whole router that layer would answer plain
+//! HTTP/1.1 requests (REST, SSE) with 400.
+
+use std::future::Future;
+
+use axum::Router;
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::info;
+
+use crate::app::AppState;
+use crate::grpc;
+use crate::http as rest;
+use crate::proto;
+
+/// Serves until `shutdown` resolves; then ends every stream and lets connections drain.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (app, health) = router(&state)?;
+    for name in grpc::SERVICE_NAMES {
+        health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    state.sessions.spawn_sweeper();
+    info!(addr = %listener.local_addr()?, "listening (gRPC, grpc-web, HTTP)");
+
+    let token = state.shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("shutting down");
+            for name in grpc::SERVICE_NAMES {
+                health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
+            }
+            // Streams end from this token; without it graceful shutdown would wait on them.
+            token.cancel();
+        })
+        .await
+}
+
+/// The merged router: gRPC services (each grpc-web enabled), reflection, health, then the HTTP
+/// routes, with CORS outermost. Also returns the health reporter, to flip at shutdown.
+pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(std::io::Error::other)?;
+    // grpcurl before 1.9 speaks only v1alpha.
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(std::io::Error::other)?;
+
+    let web = GrpcWebLayer::new();
+    let services = grpc::services(state);
+    // `Routes::from(Router::new())` has no gRPC fallback, so unknown paths reach the HTTP
+    // router's JSON 404 (a default `Routes` would answer them 200 with grpc-status 12).
+    let grpc_routes = Routes::from(Router::new())
+        .add_service(web.layer(services.sessions))
+        .add_service(web.layer(services.chat))
+        .add_service(web.layer(services.memory))
+        .add_service(web.layer(services.admin))
+        .add_service(web.layer(health))
+        .add_service(web.layer(reflection_v1))
+        .add_service(web.layer(reflection_v1alpha))
+        .into_axum_router();
+
+    let mut app = grpc_routes.merge(rest::router(state.clone()));
+    if let Some(cors) = cors(&state.config.cors_origin) {
+        app = app.layer(cors);
+    }
+    Ok((app, reporter))
+}
+
+/// CORS per GATEWAY.md §10, for grpc-web and REST from browsers.
+fn cors(origin: &str) -> Option<CorsLayer> {
+    if origin.is_empty() {
+        return None;
+    }
+    let allow_origin = if origin == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::exact(HeaderValue::from_str(origin).ok()?)
+    };
+    let headers = [
+        "content-type",
+        "authorization",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "last-event-id",
+        "idempotency-key",
+    ];
+    let exposed = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers(headers.map(HeaderName::from_static))
+            .expose_headers(exposed.map(HeaderName::from_static)),
+    )
+}

@@ -1,0 +1,243 @@
+//! The session's data as clients see it: history messages and their parts, snapshots, usage,
+//! and the requests and outcomes of sending calls. Serde derives here yield exactly the HTTP
+//! JSON shapes of GATEWAY.md §2 (pinned by golden fixtures in the tests).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    User,
+    Assistant,
+    ToolResult,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::ToolResult => "toolResult",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolState {
+    Call,
+    Result,
+    Error,
+}
+
+/// One part of a history message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolInvocation {
+        tool_call_id: String,
+        tool_name: String,
+        args: Value,
+        state: ToolState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Media {
+        url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mime_type: Option<String>,
+    },
+    /// Marks a message cut short (`aborted`, `interrupted`, `model_error`).
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryMessage {
+    pub id: String,
+    pub role: Role,
+    pub parts: Vec<Part>,
+    pub timestamp: i64,
+}
+
+impl HistoryMessage {
+    /// The concatenated text parts.
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The first non-empty text part, for previews.
+    pub fn first_text(&self) -> Option<&str> {
+        self.parts.iter().find_map(|part| match part {
+            Part::Text { text } if !text.is_empty() => Some(text.as_str()),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Self) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkingLevel {
+    #[default]
+    Off,
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRef {
+    pub provider: String,
+    pub model_id: String,
+}
+
+/// `{sessionKey, sessionId, name?, messageCount, ...}` (GATEWAY.md §2).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub session_key: String,
+    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message_count: usize,
+    pub queue_depth: usize,
+    pub processing: bool,
+    pub loaded: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_active_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_preview: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    pub thinking_level: ThinkingLevel,
+    pub usage: Usage,
+}
+
+/// An image attached to a message (already decoded and validated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub data: Vec<u8>,
+    pub mime_type: String,
+}
+
+impl Image {
+    pub fn data_url(&self) -> String {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.data);
+        format!("data:{};base64,{encoded}", self.mime_type)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamingBehavior {
+    /// Queue behind whatever runs (the default).
+    #[default]
+    FollowUp,
+    /// Join the running run at its next model call; queue when idle.
+    Steer,
+}
+
+/// A sending call: messages, webhook, SendMessage/StreamChat.
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    pub session_key: String,
+    pub text: String,
+    pub images: Vec<Image>,
+    pub behavior: StreamingBehavior,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendMode {
+    /// Waits in the queue for its own run.
+    Queued,
+    /// Joined the running run.
+    Steer,
+}
+
+/// What a sending call gets at once: its message id and whether it queued or steered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub session_key: String,
+    pub message_id: String,
+    pub mode: SendMode,
+}
+
+/// The end of a run as its callers see it (`{ok, response, error?, sessionKey, messageId}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOutcome {
+    pub ok: bool,
+    pub response: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub session_key: String,
+    pub message_id: String,
+}
+
+/// Explicit creation (`CreateSession`, `POST /v1/conversations`).
+#[derive(Clone, Debug, Default)]
+pub struct CreateRequest {
+    /// None: a new UUID.
+    pub session_key: Option<String>,
+    pub name: Option<String>,
+    pub model: Option<ModelRef>,
+    pub memory_namespace: Option<String>,
+}
+
+/// One page of a listing, with an opaque cursor for the next one.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `{session, messages}`: history plus the in-flight draft and pending tool results.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionStateView {
+    pub session: Snapshot,
+    pub messages: Vec<HistoryMessage>,
+}

@@ -1,0 +1,531 @@
+//! One session: all of its state behind one lock, and the operations that change it.
+//!
+//! The rule that keeps every view consistent: state changes and the event that announces them
+//! happen in one critical section ([`State::emit`] applies an event to the draft, the pending
+//! tool results and history, then logs it). A subscriber that saw event `n` and then reads
+//! `state` sees at least what event `n` described. The lock is never held across an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::event::{Event, EventKind};
+use super::log::EventLog;
+use super::model::*;
+use crate::agent::{RunEnd, RunStatus};
+use crate::error::{ErrorCode, GatewayError};
+
+pub(crate) struct Session {
+    pub key: Arc<str>,
+    pub primary: bool,
+    state: Mutex<State>,
+    /// Held by the run driver for the whole of each run. Reset and delete take it after
+    /// cancelling, to wait until the aborted run has wound down.
+    pub run_gate: tokio::sync::Mutex<()>,
+    /// Mirrors `State::closing` for callers that must wait until a reset or delete settles.
+    pub closing: watch::Sender<bool>,
+}
+
+/// A message waiting in the queue (or steering into the running run).
+pub(crate) struct Queued {
+    pub message_id: String,
+    pub text: String,
+    pub images: Vec<Image>,
+    pub waiter: Option<oneshot::Sender<RunOutcome>>,
+}
+
+impl Queued {
+    pub fn user_message(&self) -> HistoryMessage {
+        let mut parts = Vec::new();
+        if !self.text.is_empty() {
+            parts.push(Part::Text { text: self.text.clone() });
+        }
+        for image in &self.images {
+            parts.push(Part::Media {
+                url: image.data_url(),
+                mime_type: Some(image.mime_type.clone()),
+            });
+        }
+        HistoryMessage { id: self.message_id.clone(), role: Role::User, parts, timestamp: now_ms() }
+    }
+
+    /// Answers the waiting caller without running the message.
+    pub fn reject(self, session_key: &str, error: &str) {
+        if let Some(waiter) = self.waiter {
+            let _ = waiter.send(RunOutcome {
+                ok: false,
+                response: String::new(),
+                error: Some(error.to_string()),
+                session_key: session_key.to_string(),
+                message_id: self.message_id,
+            });
+        }
+    }
+}
+
+/// The run in progress.
+pub(crate) struct ActiveRun {
+    pub message_id: String,
+    pub cancel: CancellationToken,
+    /// Steering messages waiting for the next model call.
+    pub steering: Vec<Queued>,
+    /// Set when the run has decided to end: steers after that queue instead of joining.
+    pub closing: bool,
+    /// Callers that get this run's outcome: the message's own, plus steering callers.
+    pub waiters: Vec<oneshot::Sender<RunOutcome>>,
+    pub draft: Option<Draft>,
+    /// Tool results of the current turn, moved into history at `turn_end`.
+    pub pending_tools: Vec<(String, HistoryMessage)>,
+}
+
+/// The assistant message being streamed, as `state` shows it.
+pub(crate) struct Draft {
+    id: String,
+    timestamp: i64,
+    parts: Vec<Part>,
+    /// (content index, is reasoning) → position in `parts`.
+    blocks: Vec<(u32, bool, usize)>,
+}
+
+impl Draft {
+    fn new(key: &str, now: i64) -> Self {
+        Self {
+            id: format!("draft:{key}:{now}"),
+            timestamp: now,
+            parts: Vec::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    fn append(&mut self, content_index: u32, reasoning: bool, delta: &str) {
+        let found = self.blocks.iter().find(|b| b.0 == content_index && b.1 == reasoning);
+        let position = match found {
+            Some(block) => block.2,
+            None => {
+                self.parts.push(if reasoning {
+                    Part::Reasoning { text: String::new() }
+                } else {
+                    Part::Text { text: String::new() }
+                });
+                self.blocks.push((content_index, reasoning, self.parts.len() - 1));
+                self.parts.len() - 1
+            }
+        };
+        if let Part::Text { text } | Part::Reasoning { text } = &mut self.parts[position] {
+            text.push_str(delta);
+        }
+    }
+
+    fn apply(&mut self, event: &EventKind) {
+        match event {
+            EventKind::Token { delta, content_index } => self.append(*content_index, false, delta),
+            EventKind::Thinking { delta, content_index } => {
+                self.append(*content_index, true, delta)
+            }
+            EventKind::ToolCallStart { tool_call_id, tool_name } => {
+                self.parts.push(Part::ToolInvocation {
+                    tool_call_id: tool_call_id.clone(),
+                    tool_name: tool_name.clone(),
+                    args: Value::Null,
+                    state: ToolState::Call,
+                    result: None,
+                })
+            }
+            EventKind::ToolCallEnd { tool_call_id: id, args: new_args, .. } => {
+                for part in &mut self.parts {
+                    if let Part::ToolInvocation { tool_call_id, args, .. } = part
+                        && tool_call_id == id
+                    {
+                        *args = new_args.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn view(&self) -> HistoryMessage {
+        HistoryMessage {
+            id: self.id.clone(),
+            role: Role::Assistant,
+            parts: self.parts.clone(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+pub(crate) struct State {
+    pub key: Arc<str>,
+    pub session_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_active_at: i64,
+    pub model: ModelRef,
+    pub thinking: ThinkingLevel,
+    pub history: Vec<HistoryMessage>,
+    /// Position of `history[0]` in the session's whole history (cursors stay valid as it grows).
+    pub history_base: u64,
+    pub queue: VecDeque<Queued>,
+    pub run: Option<ActiveRun>,
+    /// A driver task is running or about to run the queue.
+    pub driver_running: bool,
+    pub usage: Usage,
+    pub log: EventLog,
+    /// A reset or delete is in progress.
+    pub closing: bool,
+    /// The session was removed; callers holding it must look the key up again.
+    pub removed: bool,
+}
+
+/// What a sending call gets from the session.
+pub(crate) struct Admitted {
+    pub accepted: Accepted,
+    pub outcome: oneshot::Receiver<RunOutcome>,
+    /// The message id of the run whose events belong to this caller.
+    pub run_message_id: String,
+    pub live: Option<broadcast::Receiver<Arc<Event>>>,
+    /// The queue has no driver yet: the caller must start one.
+    pub start_driver: bool,
+}
+
+impl Session {
+    pub fn new(key: Arc<str>, primary: bool, state: State) -> Self {
+        Self {
+            key,
+            primary,
+            state: Mutex::new(state),
+            run_gate: tokio::sync::Mutex::new(()),
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock must not take every later call down with it.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the session as closing (under the lock) so new callers wait for it to settle.
+    pub fn set_closing(&self, state: &mut State, closing: bool) {
+        state.closing = closing;
+        self.closing.send_replace(closing);
+    }
+}
+
+impl State {
+    pub fn new(key: Arc<str>, model: ModelRef, log: EventLog) -> Self {
+        let now = now_ms();
+        Self {
+            key,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            name: None,
+            created_at: now,
+            updated_at: now,
+            last_active_at: now,
+            model,
+            thinking: ThinkingLevel::default(),
+            history: Vec::new(),
+            history_base: 0,
+            queue: VecDeque::new(),
+            run: None,
+            driver_running: false,
+            usage: Usage::default(),
+            log,
+            closing: false,
+            removed: false,
+        }
+    }
+
+    pub fn processing(&self) -> bool {
+        self.run.is_some()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let preview = self
+            .history
+            .iter()
+            .rev()
+            .filter(|m| m.role != Role::ToolResult)
+            .find_map(|m| m.first_text())
+            .map(|text| text.chars().take(120).collect());
+        Snapshot {
+            session_key: self.key.to_string(),
+            session_id: self.session_id.clone(),
+            name: self.name.clone(),
+            message_count: self.history.len(),
+            queue_depth: self.queue.len(),
+            processing: self.processing(),
+            loaded: true,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_active_at: self.last_active_at,
+            last_message_preview: preview,
+            model_provider: Some(self.model.provider.clone()),
+            model_id: Some(self.model.model_id.clone()),
+            thinking_level: self.thinking,
+            usage: self.usage,
+        }
+    }
+
+    /// Applies an event to the session's state and logs it, in one step.
+    pub fn emit(&mut self, kind: EventKind) -> Arc<Event> {
+        let now = now_ms();
+        self.last_active_at = now;
+        if let Some(run) = self.run.as_mut() {
+            match &kind {
+                EventKind::MessageStart { role } if role == "assistant" => {
+                    run.draft = Some(Draft::new(&self.key, now));
+                }
+                EventKind::Token { .. }
+                | EventKind::Thinking { .. }
+                | EventKind::ToolCallStart { .. }
+                | EventKind::ToolCallEnd { .. } => {
+                    if let Some(draft) = run.draft.as_mut() {
+                        draft.apply(&kind);
+                    }
+                }
+                EventKind::ToolComplete { tool_call_id, tool_name, result, is_error } => {
+                    let args = find_call_args(&self.history, tool_call_id);
+                    let message = HistoryMessage {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        role: Role::ToolResult,
+                        parts: vec![Part::ToolInvocation {
+                            tool_call_id: tool_call_id.clone(),
+                            tool_name: tool_name.clone(),
+                            args,
+                            state: if *is_error { ToolState::Error } else { ToolState::Result },
+                            result: Some(result.clone()),
+                        }],
+                        timestamp: now,
+                    };
+                    run.pending_tools.push((tool_call_id.clone(), message));
+                }
+                EventKind::TurnEnd => {
+                    let pending = std::mem::take(&mut run.pending_tools);
+                    if !pending.is_empty() {
+                        self.history.extend(pending.into_iter().map(|(_, m)| m));
+                        self.updated_at = now;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.log.push(kind)
+    }
+
+    pub fn emit_state(&mut self) {
+        let snapshot = Box::new(self.snapshot());
+        self.emit(EventKind::SessionState { snapshot });
+    }
+
+    fn commit(&mut self, message: HistoryMessage) {
+        self.updated_at = now_ms();
+        self.history.push(message);
+    }
+
+    /// Puts a user message into history and announces it.
+    pub fn commit_user(&mut self, queued: &Queued) {
+        self.commit(queued.user_message());
+        self.emit(EventKind::MessageStart { role: "user".into() });
+    }
+
+    /// Moves the draft into history (see `RunHost::finish_message`).
+    pub fn finish_message(&mut self, error: Option<Part>) -> String {
+        let now = now_ms();
+        let Some(run) = self.run.as_mut() else { return String::new() };
+        let draft = run.draft.take().unwrap_or_else(|| Draft::new(&self.key, now));
+        let mut message = draft.view();
+        message.id = uuid::Uuid::new_v4().to_string();
+        message.parts.retain(
+            |p| !matches!(p, Part::Text { text } | Part::Reasoning { text } if text.is_empty()),
+        );
+        message.parts.extend(error);
+        let text = message.text();
+        if !message.parts.is_empty() {
+            self.commit(message);
+        }
+        self.emit(EventKind::MessageComplete { text: text.clone() });
+        text
+    }
+
+    /// See `RunHost::take_steering`.
+    pub fn take_steering(&mut self, close_if_none: bool) -> usize {
+        let Some(run) = self.run.as_mut() else { return 0 };
+        let steering = std::mem::take(&mut run.steering);
+        if steering.is_empty() && close_if_none {
+            run.closing = true;
+        }
+        for queued in &steering {
+            self.commit_user(queued);
+        }
+        steering.len()
+    }
+
+    /// Accepts a message: joins the running run (steer) or waits in the queue.
+    pub fn admit(
+        &mut self,
+        request: SendRequest,
+        max_queue: usize,
+        subscribe: bool,
+    ) -> Result<Admitted, GatewayError> {
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let (tx, outcome) = oneshot::channel();
+        let live = subscribe.then(|| self.log.subscribe(None).live).flatten();
+        let joinable = self.run.as_ref().is_some_and(|run| !run.closing);
+        let queued = Queued {
+            message_id: message_id.clone(),
+            text: request.text,
+            images: request.images,
+            waiter: None,
+        };
+        let (mode, run_message_id) = if request.behavior == StreamingBehavior::Steer && joinable {
+            let run = self.run.as_mut().expect("joinable implies a run");
+            run.steering.push(queued);
+            run.waiters.push(tx);
+            (SendMode::Steer, run.message_id.clone())
+        } else {
+            if self.queue.len() >= max_queue {
+                let mut error = GatewayError::new(
+                    ErrorCode::QueueFull,
+                    format!("Queue full ({max_queue} pending)."),
+                );
+                error.retry_after = Some(1);
+                return Err(error);
+            }
+            self.queue.push_back(Queued { waiter: Some(tx), ..queued });
+            self.emit_state();
+            (SendMode::Queued, message_id.clone())
+        };
+        let start_driver = mode == SendMode::Queued && !self.driver_running;
+        if start_driver {
+            self.driver_running = true;
+        }
+        let accepted = Accepted { session_key: self.key.to_string(), message_id, mode };
+        Ok(Admitted { accepted, outcome, run_message_id, live, start_driver })
+    }
+
+    /// Removes one queued message; its caller gets `Cancelled`.
+    pub fn cancel_queued(&mut self, message_id: &str) -> bool {
+        let Some(position) = self.queue.iter().position(|q| q.message_id == message_id) else {
+            return false;
+        };
+        if let Some(queued) = self.queue.remove(position) {
+            queued.reject(&self.key, "Cancelled");
+        }
+        self.emit_state();
+        true
+    }
+
+    /// Drops every queued message with `reason` for their callers; returns how many.
+    pub fn reject_queue(&mut self, reason: &str) -> usize {
+        let queued: Vec<_> = self.queue.drain(..).collect();
+        let count = queued.len();
+        for q in queued {
+            q.reject(&self.key, reason);
+        }
+        if count > 0 {
+            self.emit_state();
+        }
+        count
+    }
+
+    /// Cancels the running run; whether there was one.
+    pub fn abort(&mut self) -> bool {
+        match &self.run {
+            Some(run) => {
+                run.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the run: events, usage, and the outcome for every waiting caller.
+    pub fn finish_run(&mut self, end: RunEnd) {
+        let Some(mut run) = self.run.take() else { return };
+        // Steering text that arrived too late for any model call is kept, not lost.
+        for queued in run.steering.drain(..) {
+            self.commit_user(&queued);
+        }
+        self.usage += end.usage;
+        let error = match end.status {
+            RunStatus::Completed => None,
+            RunStatus::Failed { error, code } => {
+                self.emit(EventKind::Error { error: error.clone(), code });
+                Some(error)
+            }
+            RunStatus::Aborted => {
+                self.emit(EventKind::Aborted);
+                Some(crate::agent::ABORTED.to_string())
+            }
+        };
+        self.emit(EventKind::AgentEnd {
+            message_id: run.message_id.clone(),
+            ok: error.is_none(),
+            error: error.clone(),
+            usage: end.usage,
+        });
+        let outcome = RunOutcome {
+            ok: error.is_none(),
+            response: if error.is_none() { end.response } else { String::new() },
+            error,
+            session_key: self.key.to_string(),
+            message_id: run.message_id,
+        };
+        for waiter in run.waiters {
+            let _ = waiter.send(outcome.clone());
+        }
+        self.emit_state();
+    }
+
+    /// Newest `limit` messages before `cursor` (a position in the whole history).
+    pub fn history_page(&self, limit: Option<usize>, cursor: Option<u64>) -> Page<HistoryMessage> {
+        let len = self.history.len() as u64;
+        let end = cursor.map_or(len, |c| c.saturating_sub(self.history_base).min(len)) as usize;
+        let start = limit.map_or(0, |limit| end.saturating_sub(limit));
+        let next_cursor = (start > 0).then(|| (self.history_base + start as u64).to_string());
+        Page { items: self.history[start..end].to_vec(), next_cursor }
+    }
+
+    /// History plus the in-flight draft and the tool results not yet in history.
+    pub fn view(&self) -> SessionStateView {
+        let mut messages = self.history.clone();
+        if let Some(run) = &self.run {
+            messages.extend(run.draft.as_ref().map(Draft::view));
+            for (call_id, message) in &run.pending_tools {
+                let mut message = message.clone();
+                message.id = format!("draft-tool:{}:{call_id}", self.key);
+                messages.push(message);
+            }
+        }
+        SessionStateView { session: self.snapshot(), messages }
+    }
+
+    /// Clears the conversation in place under a new session id.
+    pub fn clear(&mut self) {
+        self.history_base += self.history.len() as u64;
+        self.history.clear();
+        self.session_id = uuid::Uuid::new_v4().to_string();
+        self.usage = Usage::default();
+        self.updated_at = now_ms();
+    }
+}
+
+/// The arguments of a tool call, from the assistant message that made it.
+fn find_call_args(history: &[HistoryMessage], id: &str) -> Value {
+    history
+        .iter()
+        .rev()
+        .filter(|m| m.role == Role::Assistant)
+        .flat_map(|m| m.parts.iter())
+        .find_map(|part| match part {
+            Part::ToolInvocation { tool_call_id, args, .. } if tool_call_id == id => {
+                Some(args.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or(Value::Null)
+}

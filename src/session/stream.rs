@@ -1,0 +1,160 @@
+//! The two kinds of event stream a caller can hold: a subscription to everything a session
+//! does, and the events of one message's run followed by its outcome. Transports map these
+//! streams; dropping one is the disconnect signal and never affects the run.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::event::{Event, EventKind};
+use super::log::Subscription;
+use super::model::{RunOutcome, Snapshot};
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Arc<Event>> + Send>>;
+
+/// One item of a run stream: the run's events, then exactly one outcome.
+#[derive(Debug, Clone)]
+pub enum RunItem {
+    Event(Arc<Event>),
+    Outcome(RunOutcome),
+}
+
+pub type RunStream = Pin<Box<dyn Stream<Item = RunItem> + Send>>;
+
+fn note(key: &Arc<str>, seq: u64, kind: EventKind) -> Arc<Event> {
+    Arc::new(Event::new(key.clone(), seq, kind))
+}
+
+/// `hello`, then `lagged` if the resume point is gone, then the replayed events, then live
+/// ones. Ends after `session_deleted`, when the session goes away, or at shutdown.
+pub(crate) fn subscription(
+    key: Arc<str>,
+    snapshot: Snapshot,
+    sub: Subscription,
+    shutdown: CancellationToken,
+) -> EventStream {
+    Box::pin(async_stream::stream! {
+        let mut last = sub.last_seq;
+        yield note(&key, last, EventKind::Hello { snapshot: Box::new(snapshot) });
+        if sub.missed > 0 {
+            yield note(&key, last, EventKind::Lagged { missed: sub.missed });
+        }
+        for event in sub.backlog {
+            yield event;
+        }
+        let Some(mut live) = sub.live else { return };
+        loop {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                received = live.recv() => received,
+            };
+            match received {
+                Ok(event) => {
+                    last = event.seq;
+                    let end = matches!(event.kind, EventKind::SessionDeleted { .. });
+                    yield event;
+                    if end {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    last += missed;
+                    yield note(&key, last, EventKind::Lagged { missed });
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+/// The events of the run `run_message_id` (from its `agent_start`, or at once for a caller
+/// that joined a running run) through its `agent_end`, then the caller's outcome. A message
+/// cancelled before it ran yields only the outcome.
+pub(crate) fn run_events(
+    key: Arc<str>,
+    run_message_id: String,
+    joined: bool,
+    mut live: broadcast::Receiver<Arc<Event>>,
+    mut outcome: oneshot::Receiver<RunOutcome>,
+    shutdown: CancellationToken,
+) -> RunStream {
+    Box::pin(async_stream::stream! {
+        let mut active = joined;
+        let mut ended = false;
+        let mut last = 0;
+        let mut resolved = None;
+        // Follows the live feed until this run's `agent_end`; stops early when the outcome
+        // arrives first (the message never ran, or its remaining events are already buffered).
+        while !ended {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                received = live.recv() => received,
+                result = &mut outcome => {
+                    resolved = Some(result);
+                    break;
+                }
+            };
+            match received {
+                Ok(event) => {
+                    last = event.seq;
+                    if let Some(item) = run_item(event, &run_message_id, &mut active, &mut ended) {
+                        yield item;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    last += missed;
+                    if active {
+                        yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+        while active && !ended {
+            match live.try_recv() {
+                Ok(event) => {
+                    if let Some(item) = run_item(event, &run_message_id, &mut active, &mut ended) {
+                        yield item;
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    last += missed;
+                    yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                }
+                Err(_) => break,
+            }
+        }
+        let result = match resolved {
+            Some(result) => result,
+            None => outcome.await,
+        };
+        if let Ok(result) = result {
+            yield RunItem::Outcome(result);
+        }
+    })
+}
+
+/// Keeps the events of one run: from its `agent_start` (or at once when joined) through its
+/// `agent_end`; queue changes of the session are left out.
+fn run_item(
+    event: Arc<Event>,
+    run_message_id: &str,
+    active: &mut bool,
+    ended: &mut bool,
+) -> Option<RunItem> {
+    match &event.kind {
+        EventKind::AgentStart { message_id } if message_id == run_message_id => *active = true,
+        EventKind::AgentEnd { message_id, .. } if message_id == run_message_id && *active => {
+            *ended = true
+        }
+        EventKind::SessionState { .. } => return None,
+        _ => {}
+    }
+    active.then_some(RunItem::Event(event))
+}

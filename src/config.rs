@@ -456,4 +456,29 @@ mod tests {
         let config = Config::load(&Sources { file: Some(path), ..Default::default() }).unwrap();
         assert_eq!((config.port, config.session.max_queue), (9000, 2));
     }
+
+    /// Every key the config accepts has a row in the README's config table.
+    #[test]
+    fn readme_documents_every_key() {
+        fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+            match value {
+                toml::Value::Table(table) => {
+                    for (key, value) in table {
+                        let path =
+                            if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                        keys(&path, value, out);
+                    }
+                }
+                toml::Value::Array(_) => out.push(format!("[[{prefix}]]")),
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        let readme = include_str!("../README.md");
+        let mut all = Vec::new();
+        keys("", &toml::Value::try_from(Config::default()).unwrap(), &mut all);
+        assert!(all.len() > 30);
+        for key in all {
+            assert!(readme.contains(&format!("`{key}`")), "README config table misses {key}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
 use tower::Layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::grpc;
@@ -38,17 +38,26 @@ pub async fn run(
     info!(addr = %listener.local_addr()?, "listening (gRPC, grpc-web, HTTP)");
 
     let token = state.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down");
-            for name in grpc::SERVICE_NAMES {
-                health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
-            }
-            // Streams end from this token; without it graceful shutdown would wait on them.
-            token.cancel();
-        })
-        .await
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        info!("shutting down");
+        for name in grpc::SERVICE_NAMES {
+            health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
+        }
+        // Streams end from this token; without it graceful shutdown would wait on them.
+        token.cancel();
+    });
+    // Callers still waiting for a run hold their connections open; they get the grace period,
+    // then the process stops without them.
+    let grace = state.config.shutdown_grace;
+    let token = state.shutdown.clone();
+    tokio::select! {
+        served = serve => served,
+        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+            warn!(?grace, "connections still open after the shutdown grace period; stopping");
+            Ok(())
+        }
+    }
 }
 
 /// The merged router: gRPC services (each grpc-web enabled), reflection, health, then the HTTP

@@ -252,6 +252,9 @@ impl SessionManager {
 
     /// Accepts a message, creating the session on first use.
     async fn admit(&self, request: SendRequest, subscribe: bool) -> Result<Admitted> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(GatewayError::unavailable("Gateway is shutting down"));
+        }
         self.check_message(&request)?;
         let max_queue = self.inner.config.session.max_queue;
         loop {

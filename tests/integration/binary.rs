@@ -1,0 +1,72 @@
+//! The `agent-gateway` binary itself: starts with working defaults, serves `/health`, exits 0
+//! on SIGTERM, and refuses a bad config with a message naming the problem.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[tokio::test]
+async fn starts_with_defaults_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gateway"))
+        .args(["--port", "0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(crate::common::WAIT).expect("the gateway logs its address");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let health: serde_json::Value =
+        reqwest::get(format!("http://{addr}/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"ok": true, "ready": true}));
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/sessions/main/messages"))
+        .json(&serde_json::json!({"text": "echo me"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["response"], "echo me", "the built-in echo model answers by default");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_bad_config_stops_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, "port = 0\n[session]\nmax_queeu = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-gateway"))
+        .arg("--config")
+        .arg(&file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_queeu"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-gateway"))
+        .args(["--port", "0", "--set", "provider=openai"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not implemented yet"));
+}

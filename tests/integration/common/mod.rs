@@ -1,0 +1,249 @@
+//! Test harness: a real gateway on `127.0.0.1:0` with temp data and workspace dirs, real
+//! clients (reqwest, tonic), and readers for SSE and gRPC event streams that wait on events,
+//! never on the clock.
+
+#![allow(dead_code)]
+
+pub mod golden;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_gateway::app::AppState;
+use agent_gateway::config::{Config, Sources};
+use agent_gateway::proto as pb;
+use agent_gateway::proto::chat_client::ChatClient;
+use agent_gateway::proto::sessions_client::SessionsClient;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Upper bound for anything a test waits for; generous because CI machines are noisy.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub workspace: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Gateway {
+    pub async fn start() -> Self {
+        Self::with(&[]).await
+    }
+
+    /// Starts a gateway with config overrides (`("session.max_queue", "2")`, ...).
+    pub async fn with(settings: &[(&str, &str)]) -> Self {
+        let workspace = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut overrides = vec![
+            ("workspace".to_string(), workspace.path().display().to_string()),
+            ("data_dir".to_string(), data.path().display().to_string()),
+        ];
+        overrides.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::load(&Sources { file: None, env: HashMap::new(), overrides })
+            .expect("test config is valid");
+        let state = AppState::new(config).expect("state builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(agent_gateway::server::run(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            state,
+            workspace: workspace.path().to_path_buf(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dirs: (workspace, data),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn sessions(&self) -> SessionsClient<Channel> {
+        SessionsClient::new(self.channel().await)
+    }
+
+    pub async fn chat(&self) -> ChatClient<Channel> {
+        ChatClient::new(self.channel().await)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        read(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        read(self.http.post(self.url(path)).json(&body).send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        read(self.http.delete(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// Sends a message over REST and waits for its run.
+    pub async fn message(&self, key: &str, text: &str) -> (u16, Value) {
+        self.post(&format!("/sessions/{key}/messages"), serde_json::json!({ "text": text })).await
+    }
+
+    /// Stops the server and waits until it has returned.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task).await.expect("server stops").unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Awaits `future` for at most [`WAIT`].
+pub async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future).await.expect("timed out waiting")
+}
+
+// ---- SSE -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `id:` (for logged events) and the parsed `data:` JSON.
+    Event { id: Option<u64>, data: Value },
+    /// A `:` comment (heartbeat).
+    Comment,
+}
+
+pub struct Sse {
+    body: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+    pub response_headers: reqwest::header::HeaderMap,
+}
+
+impl Sse {
+    pub async fn open(gateway: &Gateway, path: &str) -> Self {
+        Self::open_with(gateway.http.get(gateway.url(path))).await
+    }
+
+    pub async fn open_with(request: reqwest::RequestBuilder) -> Self {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "SSE stream opens");
+        let response_headers = response.headers().clone();
+        Self { body: Box::pin(response.bytes_stream()), buffer: String::new(), response_headers }
+    }
+
+    /// The next frame, or None when the stream ended.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_frame(&raw));
+            }
+            match within(self.body.next()).await {
+                Some(Ok(chunk)) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The next event (skipping heartbeats).
+    pub async fn event(&mut self) -> Option<(Option<u64>, Value)> {
+        loop {
+            match self.next().await? {
+                Frame::Event { id, data } => return Some((id, data)),
+                Frame::Comment => continue,
+            }
+        }
+    }
+
+    /// Events up to and including the first whose type is `ty`.
+    pub async fn until(&mut self, ty: &str) -> Vec<(Option<u64>, Value)> {
+        let mut seen = Vec::new();
+        loop {
+            let event =
+                self.event().await.unwrap_or_else(|| panic!("stream ended before {ty}: {seen:?}"));
+            let done = event.1["type"] == ty;
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn parse_frame(raw: &str) -> Frame {
+    let mut id = None;
+    let mut data = None;
+    for line in raw.lines() {
+        if let Some(rest) = line.strip_prefix("id: ") {
+            id = Some(rest.parse().unwrap());
+        } else if let Some(rest) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(rest).unwrap());
+        }
+    }
+    match data {
+        Some(data) => Frame::Event { id, data },
+        None => Frame::Comment,
+    }
+}
+
+// ---- gRPC streams --------------------------------------------------------------------------
+
+/// The next item of a gRPC stream, waiting at most [`WAIT`].
+pub async fn next<T>(stream: &mut tonic::Streaming<T>) -> Option<T> {
+    within(stream.message()).await.expect("stream ok")
+}
+
+/// Reads a Subscribe stream until an event of the given kind; returns everything read.
+pub async fn until_event(
+    stream: &mut tonic::Streaming<pb::Event>,
+    done: impl Fn(&pb::event::Kind) -> bool,
+) -> Vec<pb::Event> {
+    let mut seen = Vec::new();
+    loop {
+        let event = next(stream).await.expect("stream ended early");
+        let end = event.kind.as_ref().is_some_and(&done);
+        seen.push(event);
+        if end {
+            return seen;
+        }
+    }
+}
+
+pub fn text_of(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+/// `count` words, for replies long enough to abort or steer in the middle of.
+pub fn words(count: usize) -> String {
+    (0..count).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,15 @@
+//! The one integration test binary: every test starts a real gateway on `127.0.0.1:0` and
+//! talks to it with real clients (reqwest, tonic, grpcurl, the binary itself).
+
+mod common;
+
+mod agent;
+mod binary;
+mod golden;
+mod grpc_chat;
+mod grpc_sessions;
+mod grpcurl;
+mod queue;
+mod rest;
+mod sse;
+mod webhook;

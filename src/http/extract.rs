@@ -1,6 +1,8 @@
 //! Request extraction with the gateway's own errors: JSON bodies with a size cap, path keys,
 //! and the message shapes several routes share (images, user text).
 
+use std::collections::HashMap;
+
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use http::request::Parts;
 use serde::Deserialize;
@@ -51,20 +53,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// The `:key` segment of `/sessions/:key/...`, percent-decoded.
+/// The path parameters of the route, percent-decoded; a segment that is not UTF-8 is a 400
+/// in the gateway's JSON shape (axum's own rejection is plain text).
+pub struct PathParams(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| GatewayError::invalid("Invalid path: segments must be UTF-8"))?;
+        Ok(PathParams(params))
+    }
+}
+
+/// The `:key` segment of `/sessions/:key/...`.
 pub struct KeyPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
     type Rejection = GatewayError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| GatewayError::invalid("Invalid path: segments must be UTF-8"))?;
+        let PathParams(mut params) = PathParams::from_request_parts(parts, state).await?;
         params
-            .into_iter()
-            .find(|(name, _)| name == "key")
-            .map(|(_, value)| KeyPath(value))
+            .remove("key")
+            .map(KeyPath)
             .ok_or_else(|| GatewayError::invalid("Missing session key"))
     }
 }

@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::extract::{ImageJson, JsonBody, KeyPath, decode_images, streaming_behavior, user_text};
+use super::extract::{
+    ImageJson, JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text,
+};
 use crate::app::AppState;
 use crate::error::{ErrorCode, GatewayError};
 use crate::session::model::{HistoryMessage, RunOutcome, SendRequest, Snapshot};
@@ -165,7 +167,7 @@ pub async fn reset(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answ
 pub async fn cancel_queued(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
-    Path(params): Path<HashMap<String, String>>,
+    PathParams(params): PathParams,
 ) -> Answer {
     let message_id = params.get("message_id").cloned().unwrap_or_default();
     let cancelled = state.sessions.cancel_queued(&key, &message_id).await?;

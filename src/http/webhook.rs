@@ -2,17 +2,15 @@
 //! set, the `x-pi-webhook-secret` header replaces the bearer token; without one, the webhook
 //! needs the token like every other route (the seed left it open).
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::extract::{ImageJson, JsonBody, decode_images};
+use super::extract::{ImageJson, JsonBody, PathParams, decode_images};
 use super::rest::send_and_wait;
 use crate::app::AppState;
 use crate::auth::secrets_match;
@@ -39,7 +37,7 @@ pub struct WebhookBody {
 
 async fn receive(
     State(state): State<AppState>,
-    Path(params): Path<HashMap<String, String>>,
+    PathParams(params): PathParams,
     headers: HeaderMap,
     JsonBody(body): JsonBody<WebhookBody>,
 ) -> Result<Response, GatewayError> {

@@ -476,7 +476,7 @@ impl SessionManager {
             if session.primary {
                 return true;
             }
-            let state = session.lock();
+            let mut state = session.lock();
             let idle = state.last_active_at <= cutoff
                 && !state.processing()
                 && !state.driver_running
@@ -484,6 +484,8 @@ impl SessionManager {
                 && !state.closing
                 && state.log.subscribers() == 0;
             if idle {
+                // A caller that looked the session up just before must not queue on it now.
+                state.removed = true;
                 gone_seq.insert(key.clone(), state.log.last_seq());
                 info!(session_key = %key, "evicted idle session");
             }

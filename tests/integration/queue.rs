@@ -367,3 +367,25 @@ async fn idle_sessions_are_evicted_unless_watched() {
     let mut again = Sse::open(&gw, "/sessions/idle/events").await;
     assert!(again.event().await.unwrap().1["seq"].as_u64().unwrap() > 10);
 }
+
+#[tokio::test]
+async fn a_dropped_stream_does_not_stop_its_run() {
+    let gw = Gateway::start().await;
+    gw.message("drop", "first").await;
+    let mut sse = Sse::open(&gw, "/sessions/drop/events").await;
+    let mut chat = gw.chat().await;
+    let text = format!("{}\n!delay 5", words(20));
+    let mut stream = chat.stream_chat(send("drop", &text)).await.unwrap().into_inner();
+    loop {
+        let item = next(&mut stream).await.unwrap();
+        if let Some(Item::Event(pb::Event { kind: Some(Kind::Token(_)), .. })) = item.kind {
+            break;
+        }
+    }
+    drop(stream);
+    drop(chat);
+    let events = sse.until("agent_end").await;
+    assert_eq!(events.last().unwrap().1["ok"], true, "the run finished without its caller");
+    let (_, history) = gw.get("/sessions/drop/history").await;
+    assert_eq!(history["messages"][3]["parts"][0]["text"], words(20));
+}

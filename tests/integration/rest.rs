@@ -139,6 +139,8 @@ async fn malformed_bodies_are_400() {
     assert_eq!(gw.get("/sessions?limit=0").await.0, 400);
     assert_eq!(gw.get("/sessions?cursor=zz").await.0, 400);
     assert_eq!(gw.get("/sessions/main/history?cursor=nope").await.0, 400);
+    let (status, body) = gw.get("/sessions/%FF%FE").await;
+    assert_eq!((status, text_of(&body["code"])), (400, "invalid_argument".into()), "{body}");
     // None of that created a session or broke the server.
     assert_eq!(gw.get("/sessions/a").await.0, 404);
     assert_eq!(gw.get("/health").await.0, 200);

@@ -2,10 +2,13 @@
 //!
 //! It owns the registry of live sessions, creates them on use, and orchestrates what spans
 //! more than one lock: starting run drivers, reset and delete (cancel, wait for the run to
-//! wind down, then clear or remove), and the idle sweep. Per-session rules live in
-//! [`state`]; the run loop in [`run`]; stream shapes in [`stream`].
+//! wind down, then clear or remove), and the idle sweep. Reads and sending calls are here;
+//! creation, reset, delete and eviction in [`lifecycle`]; per-session rules in [`state`]; the
+//! run driver in [`run`]; stream shapes in [`stream`].
 
+mod draft;
 pub mod event;
+mod lifecycle;
 pub mod log;
 pub mod model;
 mod run;
@@ -16,12 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::agent::Agent;
 use crate::config::Config;
 use crate::error::{GatewayError, Result};
-use event::EventKind;
 use log::EventLog;
 use model::*;
 use state::{Admitted, Session, State};
@@ -320,204 +321,6 @@ impl SessionManager {
         };
         Ok(self.admit(request, false).await?.accepted)
     }
-
-    // ---- control ---------------------------------------------------------------------------
-
-    pub async fn create(&self, request: CreateRequest) -> Result<Snapshot> {
-        let key = request.session_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        validate_key(&key)?;
-        if request.memory_namespace.is_some() {
-            return Err(GatewayError::unimplemented(
-                "memory namespaces (memoryNamespace) arrive with the memory service",
-            ));
-        }
-        if let Some(name) = &request.name {
-            validate_name(name)?;
-        }
-        if let Some(model) = &request.model
-            && !self.inner.agent.has_model(model)
-        {
-            return Err(GatewayError::not_found(format!(
-                "Model not found: {}/{}",
-                model.provider, model.model_id
-            )));
-        }
-        let session = {
-            let mut registry = self.registry();
-            if registry.live.contains_key(&key) {
-                return Err(GatewayError::conflict(format!("Session already exists: {key}")));
-            }
-            self.new_session(&mut registry, &key)
-        };
-        let mut state = session.lock();
-        state.name = request.name.filter(|n| !n.is_empty());
-        if let Some(model) = request.model {
-            state.model = model;
-        }
-        state.emit_state();
-        Ok(state.snapshot())
-    }
-
-    pub async fn rename(&self, key: &str, name: Option<String>) -> Result<()> {
-        if let Some(name) = &name {
-            validate_name(name)?;
-        }
-        let session = self.existing(key).await?;
-        let mut state = session.lock();
-        if let Some(name) = name {
-            state.name = (!name.is_empty()).then_some(name);
-            state.updated_at = now_ms();
-            state.emit_state();
-        }
-        Ok(())
-    }
-
-    /// Aborts the running run; whether one was running.
-    pub async fn abort(&self, key: &str) -> Result<bool> {
-        Ok(self.existing(key).await?.lock().abort())
-    }
-
-    pub async fn cancel_queued(&self, key: &str, message_id: &str) -> Result<bool> {
-        Ok(self.existing(key).await?.lock().cancel_queued(message_id))
-    }
-
-    pub async fn clear_queue(&self, key: &str) -> Result<usize> {
-        Ok(self.existing(key).await?.lock().reject_queue("Queue cleared"))
-    }
-
-    /// Aborts, rejects the queue with `Session reset`, clears history under a new session id.
-    /// The primary session resets in place; any other is removed until a message recreates it.
-    pub async fn reset(&self, key: &str) -> Result<()> {
-        let session = self.close(key, "Session reset").await?;
-        let mut state = session.lock();
-        let old_id = state.session_id.clone();
-        if session.primary {
-            state.clear();
-            state.emit(EventKind::SessionReset { session_id: old_id });
-            state.emit_state();
-            session.set_closing(&mut state, false);
-            let has_work = !state.queue.is_empty() && !state.driver_running;
-            if has_work {
-                state.driver_running = true;
-                drop(state);
-                run::spawn_driver(session.clone(), self.inner.agent.clone());
-            }
-        } else {
-            state.emit(EventKind::SessionReset { session_id: old_id });
-            drop(state);
-            self.remove(&session);
-        }
-        info!(session_key = key, "session reset");
-        Ok(())
-    }
-
-    /// Aborts, rejects the queue with `Session deleted: <key>`, removes the session; every
-    /// stream of it ends after `session_deleted`.
-    pub async fn delete(&self, key: &str) -> Result<()> {
-        validate_key(key)?;
-        if key == self.inner.config.primary_session {
-            return Err(GatewayError::failed_precondition("Cannot delete primary session"));
-        }
-        let session = self.close(key, &format!("Session deleted: {key}")).await?;
-        {
-            let mut state = session.lock();
-            let session_id = state.session_id.clone();
-            state.emit(EventKind::SessionDeleted { session_id });
-        }
-        self.remove(&session);
-        info!(session_key = key, "session deleted");
-        Ok(())
-    }
-
-    /// First half of reset and delete: mark closing, reject the queue, abort, and wait until
-    /// the run has wound down. Returns with the session still closing.
-    async fn close(&self, key: &str, reason: &str) -> Result<Arc<Session>> {
-        let session = loop {
-            let session = self.existing(key).await?;
-            let mut state = session.lock();
-            if state.closing || state.removed {
-                continue;
-            }
-            session.set_closing(&mut state, true);
-            state.reject_queue(reason);
-            state.abort();
-            drop(state);
-            break session;
-        };
-        drop(session.run_gate.lock().await);
-        Ok(session)
-    }
-
-    /// Second half of delete (and reset of a non-primary session): out of the registry, every
-    /// stream ended, waiting callers released to look the key up afresh.
-    fn remove(&self, session: &Arc<Session>) {
-        // Registry before session: the one lock order used everywhere.
-        let mut registry = self.registry();
-        let mut state = session.lock();
-        state.removed = true;
-        state.log.close();
-        if registry.live.get(&*session.key).is_some_and(|s| Arc::ptr_eq(s, session)) {
-            registry.live.remove(&*session.key);
-        }
-        registry.gone_seq.insert(session.key.to_string(), state.log.last_seq());
-        session.set_closing(&mut state, false);
-    }
-
-    // ---- eviction --------------------------------------------------------------------------
-
-    /// Drops sessions idle longer than `session.idle` that are not processing, have nothing
-    /// queued and nobody subscribed. The primary session is never evicted.
-    pub fn evict_idle(&self) -> usize {
-        let cutoff = now_ms() - self.inner.config.session.idle.as_millis() as i64;
-        let mut registry = self.registry();
-        let Registry { live, gone_seq } = &mut *registry;
-        let before = live.len();
-        live.retain(|key, session| {
-            if session.primary {
-                return true;
-            }
-            let mut state = session.lock();
-            let idle = state.last_active_at <= cutoff
-                && !state.processing()
-                && !state.driver_running
-                && state.queue.is_empty()
-                && !state.closing
-                && state.log.subscribers() == 0;
-            if idle {
-                // A caller that looked the session up just before must not queue on it now.
-                state.removed = true;
-                gone_seq.insert(key.clone(), state.log.last_seq());
-                info!(session_key = %key, "evicted idle session");
-            }
-            !idle
-        });
-        before - live.len()
-    }
-
-    /// Runs the idle sweep every `session.sweep_interval` until shutdown.
-    pub fn spawn_sweeper(&self) {
-        let manager = self.clone();
-        let every = self.inner.config.session.sweep_interval;
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = manager.inner.shutdown.cancelled() => return,
-                    _ = ticker.tick() => { manager.evict_idle(); }
-                }
-            }
-        });
-    }
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    if name.chars().count() > 200 || name.contains(['\n', '\r']) {
-        return Err(GatewayError::invalid(
-            "Invalid name: use at most 200 characters without line breaks",
-        ));
-    }
-    Ok(())
 }
 
 fn encode_list_cursor(last_active_at: i64, key: &str) -> String {

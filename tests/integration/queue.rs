@@ -389,3 +389,49 @@ async fn a_dropped_stream_does_not_stop_its_run() {
     let (_, history) = gw.get("/sessions/drop/history").await;
     assert_eq!(history["messages"][3]["parts"][0]["text"], words(20));
 }
+
+#[tokio::test]
+async fn clear_queue_rejects_every_waiting_caller() {
+    let gw = Gateway::start().await;
+    let (mut running, _) = start_slow(&gw, "cl").await;
+    let (mut a, _) = queue_one(&gw, "cl", "a").await;
+    let (mut b, _) = queue_one(&gw, "cl", "b").await;
+    let mut sessions = gw.sessions().await;
+    let cleared = sessions.clear_queue(pb::ClearQueueRequest { session_key: "cl".into() }).await;
+    assert_eq!(cleared.unwrap().into_inner().cleared, 2);
+    for stream in [&mut a, &mut b] {
+        let (_, events, result) = collect_rest(stream).await;
+        assert!(events.is_empty());
+        assert_eq!((result.ok, result.error.as_deref()), (false, Some("Queue cleared")));
+    }
+    let (_, body) = gw.get("/sessions/cl").await;
+    assert_eq!(
+        (body["session"]["processing"].clone(), body["session"]["queueDepth"].clone()),
+        (json!(true), json!(0))
+    );
+    gw.post("/sessions/cl/abort", json!({})).await;
+    collect_rest(&mut running).await;
+}
+
+#[tokio::test]
+async fn grpc_steer_joins_a_run_or_queues_when_idle() {
+    let gw = Gateway::start().await;
+    gw.message("gs", "hello").await;
+    let mut chat = gw.chat().await;
+    let steer = |text: &str| pb::SteerRequest { session_key: "gs".into(), text: text.into() };
+    let idle = chat.steer(steer("queued when idle")).await.unwrap().into_inner();
+    assert_eq!(idle.mode, pb::SteerMode::Queued as i32);
+    assert_eq!(idle.message_id.len(), 36);
+    let (mut running, _) = start_slow(&gw, "gs").await;
+    let joined = chat.steer(steer("join")).await.unwrap().into_inner();
+    assert_eq!((joined.mode, joined.session_key.as_str()), (pb::SteerMode::Steer as i32, "gs"));
+    gw.post("/sessions/gs/abort", json!({})).await;
+    collect_rest(&mut running).await;
+    let (_, history) = gw.get("/sessions/gs/history").await;
+    let texts = history_texts(&history);
+    assert!(texts.contains(&("user".into(), "queued when idle".into())), "{texts:?}");
+    assert!(
+        texts.contains(&("user".into(), "join".into())),
+        "an aborted run keeps steered text: {texts:?}"
+    );
+}

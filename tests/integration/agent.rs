@@ -67,13 +67,7 @@ async fn tools_cannot_leave_the_workspace() {
         )
         .await;
         assert!(result.ok, "a tool error is a result the model sees, not a failed run");
-        let complete = events
-            .iter()
-            .find_map(|e| match &e.kind {
-                Some(Kind::ToolComplete(c)) => Some(c.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let complete = tool_completes(&events).remove(0);
         assert!(complete.is_error);
         let shown = format!("{:?}", complete.result);
         assert!(shown.contains(error), "{path}: {shown}");
@@ -143,11 +137,7 @@ async fn a_run_produces_every_event_type_in_order() {
             "agent_end",
         ]
     );
-    let unknown = events.iter().rev().find_map(|e| match &e.kind {
-        Some(Kind::ToolComplete(c)) => Some(c.clone()),
-        _ => None,
-    });
-    let unknown = unknown.unwrap();
+    let unknown = tool_completes(&events).pop().unwrap();
     assert!(unknown.is_error && format!("{:?}", unknown.result).contains("Tool not found: nope"));
 }
 

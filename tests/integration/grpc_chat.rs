@@ -76,13 +76,7 @@ async fn stream_chat_streams_one_run_then_its_result() {
     assert!(end.ok);
     assert!(end.usage.unwrap().output_tokens > 0);
     assert!(events.windows(2).all(|w| w[1].seq > w[0].seq));
-    let complete = events
-        .iter()
-        .find_map(|e| match &e.kind {
-            Some(Kind::ToolComplete(c)) => Some(c.clone()),
-            _ => None,
-        })
-        .expect("tool_complete");
+    let complete = tool_completes(&events).remove(0);
     assert!(!complete.is_error);
     let json = format!("{:?}", complete.result);
     assert!(json.contains("alpha content"), "{json}");

@@ -25,12 +25,8 @@ pub async fn start_slow(
     let Some(Item::Accepted(accepted)) = next(&mut stream).await.unwrap().kind else {
         panic!("accepted")
     };
-    loop {
-        let item = next(&mut stream).await.expect("run streams");
-        if let Some(Item::Event(pb::Event { kind: Some(Kind::Token(_)), .. })) = item.kind {
-            return (stream, accepted.message_id);
-        }
-    }
+    stream_until(&mut stream, |k| matches!(k, Kind::Token(_))).await;
+    (stream, accepted.message_id)
 }
 
 /// Queues a message over StreamChat (behind a running run) and returns its stream and id.
@@ -203,22 +199,11 @@ async fn abort_mid_tool_call_closes_the_call() {
     let text = "x\n!delay 400\n!tool read {\"path\":\"big.txt\"}";
     let mut stream = chat.stream_chat(send("tc", text)).await.unwrap().into_inner();
     next(&mut stream).await.unwrap();
-    loop {
-        let item = next(&mut stream).await.unwrap();
-        if let Some(Item::Event(pb::Event { kind: Some(Kind::ToolCallStart(_)), .. })) = item.kind {
-            break;
-        }
-    }
+    stream_until(&mut stream, |k| matches!(k, Kind::ToolCallStart(_))).await;
     gw.post("/sessions/tc/abort", json!({})).await;
     let (_, events, result) = collect_rest(&mut stream).await;
     assert_eq!(result.error.as_deref(), Some("aborted"));
-    let closed = events
-        .iter()
-        .find_map(|e| match &e.kind {
-            Some(Kind::ToolComplete(c)) => Some(c.clone()),
-            _ => None,
-        })
-        .expect("the open call is closed");
+    let closed = tool_completes(&events).pop().expect("the open call is closed");
     assert!(closed.is_error);
     let (_, history) = gw.get("/sessions/tc/history").await;
     let messages = history["messages"].as_array().unwrap();
@@ -245,12 +230,7 @@ async fn steer_joins_the_running_run() {
         .unwrap()
         .into_inner();
     next(&mut running).await.unwrap();
-    loop {
-        let item = next(&mut running).await.unwrap();
-        if let Some(Item::Event(pb::Event { kind: Some(Kind::Token(_)), .. })) = item.kind {
-            break;
-        }
-    }
+    stream_until(&mut running, |k| matches!(k, Kind::Token(_))).await;
     let mut request = send("st", "steered words");
     request.streaming_behavior = pb::StreamingBehavior::Steer as i32;
     let mut steering = chat.stream_chat(request).await.unwrap().into_inner();
@@ -376,12 +356,7 @@ async fn a_dropped_stream_does_not_stop_its_run() {
     let mut chat = gw.chat().await;
     let text = format!("{}\n!delay 5", words(20));
     let mut stream = chat.stream_chat(send("drop", &text)).await.unwrap().into_inner();
-    loop {
-        let item = next(&mut stream).await.unwrap();
-        if let Some(Item::Event(pb::Event { kind: Some(Kind::Token(_)), .. })) = item.kind {
-            break;
-        }
-    }
+    stream_until(&mut stream, |k| matches!(k, Kind::Token(_))).await;
     drop(stream);
     drop(chat);
     let events = sse.until("agent_end").await;

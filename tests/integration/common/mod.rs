@@ -239,6 +239,33 @@ pub async fn until_event(
     }
 }
 
+/// The tool_complete events of a run, in order.
+pub fn tool_completes(events: &[pb::Event]) -> Vec<pb::ToolComplete> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::event::Kind::ToolComplete(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads a StreamChat until an event matching `done` (the `accepted` item included).
+pub async fn stream_until(
+    stream: &mut tonic::Streaming<pb::StreamChatResponse>,
+    done: impl Fn(&pb::event::Kind) -> bool,
+) {
+    loop {
+        let item = next(stream).await.expect("the run streams");
+        if let Some(pb::stream_chat_response::Kind::Event(pb::Event { kind: Some(kind), .. })) =
+            item.kind
+            && done(&kind)
+        {
+            return;
+        }
+    }
+}
+
 pub fn text_of(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }

@@ -17,10 +17,6 @@ impl Auth {
         Self { token: (!token.is_empty()).then(|| token.as_bytes().to_vec()) }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// Checks an `Authorization` header value (`Bearer <token>`).
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), GatewayError> {
         let Some(expected) = &self.token else { return Ok(()) };

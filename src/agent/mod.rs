@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::session::event::EventKind;
-use crate::session::model::{HistoryMessage, ModelRef, Part, ThinkingLevel, Usage};
+use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use provider::{ModelInfo, ModelRequest, Provider, ProviderEvent};
 use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
 
@@ -144,7 +144,7 @@ impl Agent {
                 return failed(error, "max_steps", response, usage);
             }
             host.emit(EventKind::TurnStart);
-            host.emit(EventKind::MessageStart { role: "assistant".into() });
+            host.emit(EventKind::MessageStart { role: Role::Assistant.as_str().into() });
             let request = ModelRequest {
                 model_id: model.model_id.clone(),
                 system_prompt: self.system_prompt.clone(),

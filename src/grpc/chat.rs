@@ -25,11 +25,6 @@ impl ChatApi {
 type Answer<T> = Result<Response<T>, Status>;
 
 fn send_request(request: pb::SendMessageRequest) -> Result<SendRequest, GatewayError> {
-    if !request.idempotency_key.is_empty() {
-        return Err(GatewayError::unimplemented(
-            "idempotency keys arrive with the admin and security work",
-        ));
-    }
     let behavior = match pb::StreamingBehavior::try_from(request.streaming_behavior) {
         Ok(pb::StreamingBehavior::Steer) => StreamingBehavior::Steer,
         Ok(_) => StreamingBehavior::FollowUp,
@@ -44,6 +39,7 @@ fn send_request(request: pb::SendMessageRequest) -> Result<SendRequest, GatewayE
             .map(|image| Image { data: image.data, mime_type: image.mime_type })
             .collect(),
         behavior,
+        idempotency_key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -118,22 +118,24 @@ pub async fn send_and_wait(state: &AppState, request: SendRequest) -> Answer {
 pub async fn send_message(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Answer {
-    let text = body.text.unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err(GatewayError::invalid("Missing text"));
-    }
-    if body.idempotency_key.is_some() {
-        return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
-    }
     let request = SendRequest {
         session_key: key,
-        text,
+        text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,
         behavior: streaming_behavior(body.streaming_behavior.as_deref())?,
+        idempotency_key: idempotency_key(body.idempotency_key, &headers),
     };
     send_and_wait(&state, request).await
+}
+
+/// The body's `idempotencyKey`, else the `Idempotency-Key` header.
+pub fn idempotency_key(from_body: Option<String>, headers: &HeaderMap) -> Option<String> {
+    from_body.or_else(|| {
+        headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    })
 }
 
 pub async fn abort(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::extract::{ImageJson, JsonBody, PathParams, decode_images};
-use super::rest::send_and_wait;
+use super::rest::{idempotency_key, send_and_wait};
 use crate::app::AppState;
 use crate::auth::secrets_match;
 use crate::error::GatewayError;
@@ -58,13 +58,6 @@ async fn receive(
     if headers.contains_key("x-gateway-signature") {
         return Err(GatewayError::unimplemented("webhook signatures (x-gateway-signature)"));
     }
-    let text = body.text.unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err(GatewayError::invalid("Missing text"));
-    }
-    if body.idempotency_key.is_some() || headers.contains_key("idempotency-key") {
-        return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
-    }
     if body.run_async == Some(true) {
         return Err(GatewayError::unimplemented("asynchronous webhooks (async: true)"));
     }
@@ -78,9 +71,10 @@ async fn receive(
     });
     let request = SendRequest {
         session_key,
-        text,
+        text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,
         behavior: StreamingBehavior::FollowUp,
+        idempotency_key: idempotency_key(body.idempotency_key, &headers),
     };
     send_and_wait(&state, request).await
 }

@@ -51,7 +51,7 @@ impl EventLog {
     }
 
     /// Logs and publishes one event.
-    pub fn push(&mut self, kind: EventKind) -> Arc<Event> {
+    pub fn push(&mut self, kind: EventKind) {
         debug_assert!(!kind.is_note(), "notes are per subscriber and never logged");
         self.last_seq += 1;
         let event = Arc::new(Event::new(self.key.clone(), self.last_seq, kind));
@@ -65,7 +65,6 @@ impl EventLog {
         {
             self.tx = None;
         }
-        event
     }
 
     /// Live subscribers (event streams and run streams).

@@ -74,14 +74,6 @@ impl SessionManager {
         manager
     }
 
-    pub fn config(&self) -> &Arc<Config> {
-        &self.inner.config
-    }
-
-    pub fn agent(&self) -> &Arc<Agent> {
-        &self.inner.agent
-    }
-
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -222,6 +214,10 @@ impl SessionManager {
         if request.text.trim().is_empty() {
             return Err(GatewayError::invalid("Missing text"));
         }
+        if request.idempotency_key.is_some() {
+            // Refused until idempotency records exist: running a retry twice is worse.
+            return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
+        }
         if request.text.chars().count() > limits.max_text {
             return Err(GatewayError::too_large(format!(
                 "Text too long (max {} characters)",
@@ -318,6 +314,7 @@ impl SessionManager {
             text,
             images: Vec::new(),
             behavior: StreamingBehavior::Steer,
+            idempotency_key: None,
         };
         Ok(self.admit(request, false).await?.accepted)
     }

@@ -187,6 +187,8 @@ pub struct SendRequest {
     pub text: String,
     pub images: Vec<Image>,
     pub behavior: StreamingBehavior,
+    /// From `idempotencyKey`, the `Idempotency-Key` header or `idempotency_key`.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -197,12 +197,12 @@ impl State {
     }
 
     /// Applies an event to the session's state and logs it, in one step.
-    pub fn emit(&mut self, kind: EventKind) -> Arc<Event> {
+    pub fn emit(&mut self, kind: EventKind) {
         let now = now_ms();
         self.last_active_at = now;
         if let Some(run) = self.run.as_mut() {
             match &kind {
-                EventKind::MessageStart { role } if role == "assistant" => {
+                EventKind::MessageStart { role } if role == Role::Assistant.as_str() => {
                     run.draft = Some(Draft::new(&self.key, now));
                 }
                 EventKind::Token { .. }
@@ -239,7 +239,7 @@ impl State {
                 _ => {}
             }
         }
-        self.log.push(kind)
+        self.log.push(kind);
     }
 
     pub fn emit_state(&mut self) {
@@ -255,7 +255,7 @@ impl State {
     /// Puts a user message into history and announces it.
     pub fn commit_user(&mut self, queued: &Queued) {
         self.commit(queued.user_message());
-        self.emit(EventKind::MessageStart { role: "user".into() });
+        self.emit(EventKind::MessageStart { role: Role::User.as_str().into() });
     }
 
     /// Moves the draft into history (see `RunHost::finish_message`).

@@ -107,10 +107,6 @@ impl Workspace {
         Ok(Self { root, forbidden })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Resolves a path given by the model: relative, no `..`, and after following symlinks
     /// still inside the workspace and outside the gateway's own files.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, String> {

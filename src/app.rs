@@ -9,29 +9,45 @@ use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::session::SessionManager;
+use crate::store::{SqliteStore, Store};
+
+/// The database file under `data_dir`.
+pub const STORE_FILE: &str = "gateway.db";
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: SessionManager,
     pub auth: Auth,
-    /// Cancelled when the gateway shuts down: every stream ends.
+    /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// Builds the agent (providers, tools, workspace) and the session manager.
-    pub fn new(config: Config) -> std::io::Result<Self> {
+    /// Opens the store (creating `data_dir`), builds the agent (providers, tools, workspace)
+    /// and the session manager, which picks up the work a previous process left. The error
+    /// says what could not start, naming the file or directory.
+    pub async fn open(config: Config) -> Result<Self, String> {
         let config = Arc::new(config);
-        let agent = Arc::new(Agent::from_config(&config)?);
+        let store: Arc<dyn Store> = if config.persist {
+            let dir = &config.data_dir;
+            std::fs::create_dir_all(dir).map_err(|e| format!("data_dir {}: {e}", dir.display()))?;
+            Arc::new(SqliteStore::open(&dir.join(STORE_FILE))?)
+        } else {
+            Arc::new(SqliteStore::in_memory())
+        };
+        // After the data dir exists, so the tools' confinement can resolve and forbid it.
+        let agent = Arc::new(Agent::from_config(&config).map_err(|e| e.to_string())?);
         let shutdown = CancellationToken::new();
-        let sessions = SessionManager::new(config.clone(), agent, shutdown.clone());
+        let sessions = SessionManager::open(config.clone(), agent, store.clone(), shutdown.clone())
+            .await
+            .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
         let auth = Auth::new(&config.bearer_token);
         Ok(Self { config, sessions, auth, shutdown })
     }
 
-    /// False once shutdown has begun.
+    /// False once shutdown has begun (draining).
     pub fn ready(&self) -> bool {
-        !self.shutdown.is_cancelled()
+        !self.sessions.draining()
     }
 }

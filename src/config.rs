@@ -134,7 +134,7 @@ impl Default for Config {
             primary_session: "main".into(),
             cors_origin: String::new(),
             web_ui: true,
-            persist: false,
+            persist: true,
             provider: "echo".into(),
             model: String::new(),
             base_url: String::new(),
@@ -308,13 +308,6 @@ impl Config {
         crate::agent::tools::ToolSet::parse(&self.tools).map_err(ConfigError)?;
         crate::agent::validate_provider(self).map_err(ConfigError)?;
         // Settings that name features still to come are refused, not silently ignored.
-        if self.persist {
-            return err(
-                "persist = true needs the SQLite session store, which is not implemented yet; \
-                 set persist = false (SESSION_PERSIST=false) to keep sessions in memory"
-                    .into(),
-            );
-        }
         if !self.tokens.is_empty() {
             return err(
                 "[[tokens]] (scoped tokens) are not implemented yet; use bearer_token".into()
@@ -441,7 +434,7 @@ mod tests {
         assert!(load(&[("GATEWAY_PORT", "eighty")], &[]).unwrap_err().0.contains("GATEWAY_PORT"));
         assert!(load(&[], &[("nope", "1")]).unwrap_err().0.contains("unknown config key: nope"));
         assert!(load(&[], &[("session.idle", "soon")]).unwrap_err().0.contains("invalid duration"));
-        assert!(load(&[], &[("persist", "true")]).unwrap_err().0.contains("not implemented"));
+        assert!(!load(&[("SESSION_PERSIST", "false")], &[]).unwrap().persist);
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! One port carries native gRPC, grpc-web, reflection, health and an HTTP bridge (REST, SSE,
 //! webhooks). Every transport is a thin adapter over one [`session::SessionManager`], which
 //! owns each session's history, FIFO queue, event log and run driver; runs go through the
-//! [`agent`] loop (providers and tools behind traits). Data flows one way:
-//! transport → session manager → agent; events flow back on channels.
+//! [`agent`] loop (providers and tools behind traits) and are kept in the [`store`]. Data flows
+//! one way: transport → session manager → agent / store; events flow back on channels.
 //!
 //! # Layout
 //! - [`config`]: defaults < TOML file < environment < command line, validated once.
 //! - [`error`]: the one error type and its gRPC/HTTP status table.
 //! - [`server`]: `run(listener, state, shutdown)`, the one-port router.
 //! - [`session`]: the session manager, queue, run driver, event log and streams.
+//! - [`store`]: the `Store` trait and its SQLite implementation (sessions, history, the
+//!   message queue with each message's state, seqs), with versioned migrations.
 //! - [`agent`]: the agent loop, providers (`echo`), tools (`read`).
 //! - [`grpc`]: one adapter per proto service, plus the auth interceptor.
 //! - [`http`]: REST routes, SSE, webhook, request extraction.
@@ -27,4 +29,5 @@ pub mod http;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod telemetry;

@@ -65,7 +65,7 @@ async fn main() -> ExitCode {
         };
     let addr = format!("{}:{}", config.bind, config.port);
     let model = format!("{}/{}", config.provider, config.model_id());
-    let state = match AppState::new(config) {
+    let state = match AppState::open(config).await {
         Ok(state) => state,
         Err(e) => {
             eprintln!("agent-gateway: cannot start: {e}");

@@ -23,7 +23,11 @@ use crate::grpc;
 use crate::http as rest;
 use crate::proto;
 
-/// Serves until `shutdown` resolves; then ends every stream and lets connections drain.
+/// How long open connections may linger once every stream has ended.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves; then drains (GATEWAY.md §10), ends every stream, lets
+/// connections close, and closes the store.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -38,26 +42,34 @@ pub async fn run(
     info!(addr = %listener.local_addr()?, "listening (gRPC, grpc-web, HTTP)");
 
     let token = state.shutdown.clone();
+    let sessions = state.sessions.clone();
+    let grace = state.config.shutdown_grace;
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
-        info!("shutting down");
+        info!("shutting down: draining");
         for name in grpc::SERVICE_NAMES {
             health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
         }
+        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        // Still accepting connections: /health answers 503 and sending calls UNAVAILABLE
+        // while running runs finish.
+        sessions.drain(grace).await;
         // Streams end from this token; without it graceful shutdown would wait on them.
         token.cancel();
     });
-    // Callers still waiting for a run hold their connections open; they get the grace period,
-    // then the process stops without them.
-    let grace = state.config.shutdown_grace;
+    // Callers still holding connections get a short while after the streams end; then the
+    // process stops without them.
     let token = state.shutdown.clone();
-    tokio::select! {
+    let served = tokio::select! {
         served = serve => served,
-        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-            warn!(?grace, "connections still open after the shutdown grace period; stopping");
+        _ = async { token.cancelled().await; tokio::time::sleep(CLOSE_WAIT).await } => {
+            warn!(?CLOSE_WAIT, "connections still open after shutdown; stopping");
             Ok(())
         }
-    }
+    };
+    state.sessions.close().await;
+    info!("stopped");
+    served
 }
 
 /// The merged router: gRPC services (each grpc-web enabled), reflection, health, then the HTTP

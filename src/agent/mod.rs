@@ -37,6 +37,8 @@ pub trait RunHost: Send + Sync {
     /// Moves steering messages that arrived into history and returns how many. With
     /// `close_if_none`, an empty inbox marks the run as closing, so later steers queue instead.
     fn take_steering(&self, close_if_none: bool) -> usize;
+    /// Why a cancelled run was cut short, when it was not an abort (e.g. shutdown).
+    fn interrupted(&self) -> Option<String>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,9 +162,7 @@ impl Agent {
                     biased;
                     _ = cancel.cancelled() => {
                         drop(stream);
-                        host.finish_message(Some(aborted_part()));
-                        close_calls(host, &calls, ABORTED);
-                        return RunEnd { status: RunStatus::Aborted, response, usage };
+                        return stopped(host, &calls, true, response, usage);
                     }
                     item = stream.next() => item,
                 };
@@ -230,8 +230,7 @@ impl Agent {
                     output = self.call_tool(host, &id, &name, args, cancel) => Some(output),
                 };
                 let Some(output) = output else {
-                    close_calls(host, &calls[index..], ABORTED);
-                    return RunEnd { status: RunStatus::Aborted, response, usage };
+                    return stopped(host, &calls[index..], false, response, usage);
                 };
                 host.emit(EventKind::ToolComplete {
                     tool_call_id: id,
@@ -267,8 +266,29 @@ impl Agent {
     }
 }
 
-fn aborted_part() -> Part {
-    Part::Error { code: ABORTED.into(), message: "Run aborted".into() }
+/// Ends a cancelled run: the draft (when `in_message`) keeps its text with an error part,
+/// open tool calls get error results. An abort ends as `Aborted`; an interruption (shutdown)
+/// as a failure with code `interrupted`, as after a crash.
+fn stopped(
+    host: &dyn RunHost,
+    calls: &[(String, String, Option<Value>)],
+    in_message: bool,
+    response: String,
+    usage: Usage,
+) -> RunEnd {
+    let interrupted = host.interrupted();
+    let (code, message) = match &interrupted {
+        Some(reason) => ("interrupted", reason.as_str()),
+        None => (ABORTED, "Run aborted"),
+    };
+    if in_message {
+        host.finish_message(Some(Part::Error { code: code.into(), message: message.into() }));
+    }
+    close_calls(host, calls, if interrupted.is_some() { message } else { ABORTED });
+    match interrupted {
+        Some(error) => failed(error, "interrupted", response, usage),
+        None => RunEnd { status: RunStatus::Aborted, response, usage },
+    }
 }
 
 /// Gives every open tool call an error result, so history never holds a dangling call, and

@@ -36,7 +36,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let request = request.into_inner();
         let limit = (request.page_size > 0).then_some(request.page_size as usize);
         let cursor = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
-        let page = self.state.sessions.list(limit, cursor)?;
+        let page = self.state.sessions.list(limit, cursor).await?;
         ok(pb::ListSessionsResponse {
             sessions: page.items.into_iter().map(convert::snapshot).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),

@@ -59,7 +59,7 @@ pub async fn list_sessions(
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let limit = positive(&query, "limit", "List limit must be a positive integer")?;
-    let page = state.sessions.list(limit, query.get("cursor").map(String::as_str))?;
+    let page = state.sessions.list(limit, query.get("cursor").map(String::as_str)).await?;
     Ok(Json(SessionList { sessions: page.items, next_cursor: page.next_cursor }).into_response())
 }
 

@@ -11,7 +11,7 @@ use tracing::info;
 use super::event::EventKind;
 use super::model::*;
 use super::state::Session;
-use super::{Registry, SessionManager, run, validate_key};
+use super::{SessionManager, run, validate_key};
 use crate::error::{GatewayError, Result};
 
 impl SessionManager {
@@ -35,19 +35,27 @@ impl SessionManager {
             )));
         }
         let session = {
-            let mut registry = self.registry();
-            if registry.live.contains_key(&key) {
+            let _loading = self.inner.loading.lock().await;
+            let exists =
+                self.lookup(&key).is_some() || self.inner.store.load(&key).await?.session.is_some();
+            if exists {
                 return Err(GatewayError::conflict(format!("Session already exists: {key}")));
             }
-            self.new_session(&mut registry, &key)
+            let stored = self.inner.store.load(&key).await?;
+            let mut registry = self.registry();
+            self.install(&mut registry, &key, stored, |state| {
+                state.name = request.name.filter(|n| !n.is_empty());
+                if let Some(model) = request.model {
+                    state.model = model;
+                }
+            })
         };
-        let mut state = session.lock();
-        state.name = request.name.filter(|n| !n.is_empty());
-        if let Some(model) = request.model {
-            state.model = model;
-        }
-        state.emit_state();
-        Ok(state.snapshot())
+        let (snapshot, stored) = {
+            let mut state = session.lock();
+            (state.snapshot(), state.commit())
+        };
+        stored.wait().await?;
+        Ok(snapshot)
     }
 
     pub async fn rename(&self, key: &str, name: Option<String>) -> Result<()> {
@@ -59,6 +67,7 @@ impl SessionManager {
         if let Some(name) = name {
             state.name = (!name.is_empty()).then_some(name);
             state.updated_at = now_ms();
+            state.touch();
             state.emit_state();
         }
         Ok(())
@@ -80,7 +89,7 @@ impl SessionManager {
     /// Aborts, rejects the queue with `Session reset`, clears history under a new session id.
     /// The primary session resets in place; any other is removed until a message recreates it.
     pub async fn reset(&self, key: &str) -> Result<()> {
-        let session = self.close(key, "Session reset").await?;
+        let session = self.wind_down(key, "Session reset").await?;
         let mut state = session.lock();
         let old_id = state.session_id.clone();
         if session.primary {
@@ -92,7 +101,7 @@ impl SessionManager {
             if has_work {
                 state.driver_running = true;
                 drop(state);
-                run::spawn_driver(session.clone(), self.inner.agent.clone());
+                run::spawn_driver(session.clone(), self.clone());
             }
         } else {
             state.emit(EventKind::SessionReset { session_id: old_id });
@@ -110,7 +119,7 @@ impl SessionManager {
         if key == self.inner.config.primary_session {
             return Err(GatewayError::failed_precondition("Cannot delete primary session"));
         }
-        let session = self.close(key, &format!("Session deleted: {key}")).await?;
+        let session = self.wind_down(key, &format!("Session deleted: {key}")).await?;
         {
             let mut state = session.lock();
             let session_id = state.session_id.clone();
@@ -123,7 +132,7 @@ impl SessionManager {
 
     /// First half of reset and delete: mark closing, reject the queue, abort, and wait until
     /// the run has wound down. Returns with the session still closing.
-    async fn close(&self, key: &str, reason: &str) -> Result<Arc<Session>> {
+    async fn wind_down(&self, key: &str, reason: &str) -> Result<Arc<Session>> {
         let session = loop {
             let session = self.existing(key).await?;
             let mut state = session.lock();
@@ -143,28 +152,31 @@ impl SessionManager {
     /// Second half of delete (and reset of a non-primary session): out of the registry, every
     /// stream ended, waiting callers released to look the key up afresh.
     fn remove(&self, session: &Arc<Session>) {
-        // Registry before session: the one lock order used everywhere.
+        // Registry before session: the one lock order used everywhere. The store's delete is
+        // submitted under both, so a later load (which takes the registry first) sees it.
         let mut registry = self.registry();
         let mut state = session.lock();
+        state.save_seq();
         state.removed = true;
+        state.delete_stored();
         state.log.close();
         if registry.live.get(&*session.key).is_some_and(|s| Arc::ptr_eq(s, session)) {
             registry.live.remove(&*session.key);
         }
-        registry.gone_seq.insert(session.key.to_string(), state.log.last_seq());
         session.set_closing(&mut state, false);
+        drop(state.commit());
     }
 
     // ---- eviction --------------------------------------------------------------------------
 
     /// Drops sessions idle longer than `session.idle` that are not processing, have nothing
-    /// queued and nobody subscribed. The primary session is never evicted.
+    /// queued and nobody subscribed, from memory; they stay in the store. The primary session
+    /// is never evicted.
     pub fn evict_idle(&self) -> usize {
         let cutoff = now_ms() - self.inner.config.session.idle.as_millis() as i64;
         let mut registry = self.registry();
-        let Registry { live, gone_seq } = &mut *registry;
-        let before = live.len();
-        live.retain(|key, session| {
+        let before = registry.live.len();
+        registry.live.retain(|key, session| {
             if session.primary {
                 return true;
             }
@@ -178,12 +190,14 @@ impl SessionManager {
             if idle {
                 // A caller that looked the session up just before must not queue on it now.
                 state.removed = true;
-                gone_seq.insert(key.clone(), state.log.last_seq());
+                state.save_seq();
+                // Written while the registry is held: a reload sees the final row.
+                drop(state.commit());
                 info!(session_key = %key, "evicted idle session");
             }
             !idle
         });
-        before - live.len()
+        before - registry.live.len()
     }
 
     /// Runs the idle sweep every `session.sweep_interval` until shutdown.

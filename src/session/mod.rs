@@ -17,12 +17,16 @@ pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::agent::Agent;
 use crate::config::Config;
 use crate::error::{GatewayError, Result};
+use crate::store::{SessionRecord, Store, Stored, Ticket};
 use log::EventLog;
 use model::*;
 use state::{Admitted, Session, State};
@@ -37,15 +41,22 @@ pub struct SessionManager {
 struct Inner {
     config: Arc<Config>,
     agent: Arc<Agent>,
+    store: Arc<dyn Store>,
     registry: Mutex<Registry>,
+    /// Held while a key is looked up in the store and installed, so two callers never load
+    /// the same key twice and a load never resurrects a session being removed.
+    loading: tokio::sync::Mutex<()>,
+    /// Cancelled when shutdown begins: sending calls are refused, no new run starts.
+    draining: CancellationToken,
+    /// Cancelled when the gateway stops: every stream ends.
     shutdown: CancellationToken,
+    /// Runs in progress, so draining can wait for them.
+    active_runs: watch::Sender<usize>,
 }
 
 #[derive(Default)]
 struct Registry {
     live: HashMap<String, Arc<Session>>,
-    /// Last seq of keys no longer in memory, so a recreated session keeps counting upwards.
-    gone_seq: HashMap<String, u64>,
 }
 
 /// Session keys: 1–200 characters, no line breaks.
@@ -59,53 +70,107 @@ pub fn validate_key(key: &str) -> Result<()> {
 }
 
 impl SessionManager {
-    /// Creates the manager and its primary session; `shutdown` ends every stream.
-    pub fn new(config: Arc<Config>, agent: Arc<Agent>, shutdown: CancellationToken) -> Self {
+    /// Opens the manager over `store`: picks up the work a previous process left (queued
+    /// messages run in order; started runs are closed as interrupted) and loads or creates
+    /// the primary session. `shutdown` ends every stream.
+    pub async fn open(
+        config: Arc<Config>,
+        agent: Arc<Agent>,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> Result<Self> {
         let manager = Self {
             inner: Arc::new(Inner {
                 config,
                 agent,
+                store,
                 registry: Mutex::new(Registry::default()),
+                loading: tokio::sync::Mutex::new(()),
+                draining: CancellationToken::new(),
                 shutdown,
+                active_runs: watch::Sender::new(0),
             }),
         };
+        let pending = manager.inner.store.pending_sessions().await.map_err(GatewayError::from)?;
+        if !pending.is_empty() {
+            info!(sessions = pending.len(), "resuming work left by the previous run");
+        }
+        for key in pending {
+            manager.resolve(&key, false).await?;
+        }
         let primary = manager.inner.config.primary_session.clone();
-        manager.get_or_create(&primary);
-        manager
+        manager.resolve(&primary, true).await?;
+        Ok(manager)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn new_session(&self, registry: &mut Registry, key: &str) -> Arc<Session> {
+    /// True once shutdown has begun.
+    pub fn draining(&self) -> bool {
+        self.inner.draining.is_cancelled()
+    }
+
+    /// Puts a session into memory: restored from `stored`, or new. Starts its driver when it
+    /// has queued work.
+    fn install(
+        &self,
+        registry: &mut Registry,
+        key: &str,
+        stored: Stored,
+        init: impl FnOnce(&mut State),
+    ) -> Arc<Session> {
         let key: Arc<str> = key.into();
         let config = &self.inner.config;
-        let last_seq = registry.gone_seq.remove(&*key).unwrap_or(0);
         let log = EventLog::new(
             key.clone(),
-            last_seq,
+            stored.seq,
             config.session.event_log,
             config.session.subscriber_buffer,
         );
-        let state = State::new(key.clone(), self.inner.agent.default_model().clone(), log);
+        let mut state = match stored.session {
+            Some(stored) => State::restore(stored, log),
+            None => State::new(key.clone(), self.inner.agent.default_model().clone(), log),
+        };
+        init(&mut state);
         let primary = *key == *config.primary_session;
-        let session = Arc::new(Session::new(key.clone(), primary, state));
+        let session = Arc::new(Session::new(key.clone(), primary, state, self.inner.store.clone()));
         registry.live.insert(key.to_string(), session.clone());
-        session.lock().emit_state();
-        session
-    }
-
-    fn get_or_create(&self, key: &str) -> Arc<Session> {
-        let mut registry = self.registry();
-        match registry.live.get(key) {
-            Some(session) => session.clone(),
-            None => self.new_session(&mut registry, key),
+        let mut state = session.lock();
+        state.emit_state();
+        if !state.queue.is_empty() && !self.draining() {
+            state.driver_running = true;
+            run::spawn_driver(session.clone(), self.clone());
         }
+        drop(state);
+        session
     }
 
     fn lookup(&self, key: &str) -> Option<Arc<Session>> {
         self.registry().live.get(key).cloned()
+    }
+
+    /// The live session, else the stored one loaded into memory, else (with `create`) a new
+    /// one; `None` when it exists nowhere and `create` is false.
+    async fn resolve(&self, key: &str, create: bool) -> Result<Option<Arc<Session>>> {
+        if let Some(session) = self.lookup(key) {
+            return Ok(Some(session));
+        }
+        let _loading = self.inner.loading.lock().await;
+        if let Some(session) = self.lookup(key) {
+            return Ok(Some(session));
+        }
+        let stored = self.inner.store.load(key).await?;
+        if stored.session.is_none() && !create {
+            return Ok(None);
+        }
+        let mut registry = self.registry();
+        Ok(Some(self.install(&mut registry, key, stored, |_| {})))
+    }
+
+    async fn get_or_create(&self, key: &str) -> Result<Arc<Session>> {
+        Ok(self.resolve(key, true).await?.expect("resolve with create yields a session"))
     }
 
     /// Waits while the session is being reset or deleted; true if it had to wait (the caller
@@ -119,12 +184,15 @@ impl SessionManager {
         true
     }
 
-    /// An existing session, or `Session not found: <key>`.
+    /// An existing session (live or stored), or `Session not found: <key>`.
     async fn existing(&self, key: &str) -> Result<Arc<Session>> {
         validate_key(key)?;
         loop {
-            let session = self.lookup(key).ok_or_else(|| GatewayError::session_not_found(key))?;
-            if !Self::wait_settled(&session).await {
+            let session = self
+                .resolve(key, false)
+                .await?
+                .ok_or_else(|| GatewayError::session_not_found(key))?;
+            if !Self::wait_settled(&session).await && !session.lock().removed {
                 return Ok(session);
             }
         }
@@ -132,25 +200,36 @@ impl SessionManager {
 
     // ---- reads ----------------------------------------------------------------------------
 
-    /// All sessions, newest activity first; `limit` defaults to 100 (at most 1000).
-    pub fn list(&self, limit: Option<usize>, cursor: Option<&str>) -> Result<Page<Snapshot>> {
+    /// All stored sessions, newest activity first, each with `loaded`; `limit` defaults to
+    /// 100 (at most 1000). Live sessions count with their in-memory activity time.
+    pub async fn list(&self, limit: Option<usize>, cursor: Option<&str>) -> Result<Page<Snapshot>> {
         let limit = limit.unwrap_or(100).clamp(1, 1000);
         let after = cursor.map(decode_list_cursor).transpose()?;
-        let sessions: Vec<_> = self.registry().live.values().cloned().collect();
-        let mut snapshots: Vec<Snapshot> = sessions.iter().map(|s| s.lock().snapshot()).collect();
-        snapshots.sort_by(|a, b| {
-            b.last_active_at.cmp(&a.last_active_at).then_with(|| a.session_key.cmp(&b.session_key))
-        });
+        let live: Vec<_> = self.registry().live.values().cloned().collect();
+        let mut snapshots: HashMap<String, Snapshot> = live
+            .iter()
+            .map(|s| s.lock().snapshot())
+            .map(|snapshot| (snapshot.session_key.clone(), snapshot))
+            .collect();
+        // Stored rows of live sessions may be stale and are replaced below, so fetch enough
+        // rows that `limit` of them are certainly not live ones.
+        let stored = self.inner.store.list(limit + 1 + snapshots.len(), after.clone()).await?;
+        for record in stored {
+            snapshots.entry(record.key.clone()).or_insert_with(|| stored_snapshot(record));
+        }
         let mut items: Vec<Snapshot> = snapshots
-            .into_iter()
+            .into_values()
             .filter(|s| match &after {
                 Some((at, key)) => {
                     s.last_active_at < *at || (s.last_active_at == *at && s.session_key > *key)
                 }
                 None => true,
             })
-            .take(limit + 1)
             .collect();
+        items.sort_by(|a, b| {
+            b.last_active_at.cmp(&a.last_active_at).then_with(|| a.session_key.cmp(&b.session_key))
+        });
+        items.truncate(limit + 1);
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|s| encode_list_cursor(s.last_active_at, &s.session_key))
@@ -206,6 +285,61 @@ impl SessionManager {
         ))
     }
 
+    fn live(&self) -> Vec<Arc<Session>> {
+        self.registry().live.values().cloned().collect()
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------
+
+    /// Shutdown, first half (GATEWAY.md §10): sending calls are refused and no new run starts;
+    /// running runs get `grace` to finish and are then interrupted as after a crash. Queued
+    /// messages stay queued in the store and run after the next start.
+    pub async fn drain(&self, grace: Duration) {
+        self.inner.draining.cancel();
+        // A driver decides to start a run and counts it under the session lock: once every
+        // lock has been taken after `draining` was set, the count includes every such run.
+        for session in self.live() {
+            drop(session.lock());
+        }
+        let mut runs = self.inner.active_runs.subscribe();
+        let busy = *runs.borrow_and_update();
+        if busy > 0 {
+            info!(runs = busy, ?grace, "draining: letting running runs finish");
+        }
+        if tokio::time::timeout(grace, runs.wait_for(|n| *n == 0)).await.is_err() {
+            warn!(?grace, "runs still going after the shutdown grace period; interrupting them");
+            for session in self.live() {
+                session.lock().interrupt("interrupted by shutdown");
+            }
+            // Cancellation stops them at once; bounded in case a tool ignores it.
+            let stopped = runs.wait_for(|n| *n == 0);
+            if tokio::time::timeout(Duration::from_secs(5), stopped).await.is_err() {
+                warn!("runs did not stop after being interrupted");
+            }
+        }
+        for session in self.live() {
+            session.lock().release_waiters();
+        }
+    }
+
+    /// Shutdown, second half: writes each live session's final row and exact seq, then
+    /// closes the store once everything submitted is on disk.
+    pub async fn close(&self) {
+        let mut last = Ticket::done();
+        for session in self.live() {
+            let mut state = session.lock();
+            state.save_seq();
+            last = state.commit();
+        }
+        // Batches apply in order: the last one resolving means all have been applied.
+        if let Err(e) = last.wait().await {
+            warn!(error = %e, "cannot store the final session state");
+        }
+        if let Err(e) = self.inner.store.close().await {
+            warn!(error = %e, "cannot close the store cleanly");
+        }
+    }
+
     // ---- sending ---------------------------------------------------------------------------
 
     fn check_message(&self, request: &SendRequest) -> Result<()> {
@@ -249,32 +383,36 @@ impl SessionManager {
 
     /// Accepts a message, creating the session on first use.
     async fn admit(&self, request: SendRequest, subscribe: bool) -> Result<Admitted> {
-        if self.inner.shutdown.is_cancelled() {
+        if self.draining() {
             return Err(GatewayError::unavailable("Gateway is shutting down"));
         }
         self.check_message(&request)?;
         let max_queue = self.inner.config.session.max_queue;
         loop {
-            let session = self.get_or_create(&request.session_key);
+            let session = self.get_or_create(&request.session_key).await?;
             let admitted = {
                 let mut state = session.lock();
                 if state.closing || state.removed {
                     None
                 } else {
-                    Some(state.admit(request.clone(), max_queue, subscribe)?)
+                    let admitted = state.admit(request.clone(), max_queue, subscribe)?;
+                    Some((admitted, state.commit()))
                 }
             };
-            match admitted {
-                Some(admitted) => {
-                    if admitted.start_driver {
-                        run::spawn_driver(session, self.inner.agent.clone());
-                    }
-                    return Ok(admitted);
-                }
-                None => {
-                    Self::wait_settled(&session).await;
-                }
+            let Some((admitted, stored)) = admitted else {
+                Self::wait_settled(&session).await;
+                continue;
+            };
+            if admitted.start_driver {
+                run::spawn_driver(session.clone(), self.clone());
             }
+            // Accepted means durable: the caller hears nothing before the store has it.
+            if let Err(e) = stored.wait().await {
+                warn!(session_key = %session.key, error = %e, "cannot store an accepted message");
+                session.lock().withdraw(&admitted.accepted.message_id);
+                return Err(e.into());
+            }
+            return Ok(admitted);
         }
     }
 
@@ -317,6 +455,27 @@ impl SessionManager {
             idempotency_key: None,
         };
         Ok(self.admit(request, false).await?.accepted)
+    }
+}
+
+/// The snapshot of a session that is only in the store.
+fn stored_snapshot(record: SessionRecord) -> Snapshot {
+    Snapshot {
+        session_key: record.key,
+        session_id: record.session_id,
+        name: record.name,
+        message_count: record.message_count as usize,
+        queue_depth: 0,
+        processing: false,
+        loaded: false,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        last_active_at: record.last_active_at,
+        last_message_preview: record.preview,
+        model_provider: Some(record.model.provider),
+        model_id: Some(record.model.model_id),
+        thinking_level: record.thinking,
+        usage: record.usage,
     }
 }
 

@@ -7,47 +7,56 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::SessionManager;
 use super::event::EventKind;
 use super::model::{HistoryMessage, Part};
 use super::state::{ActiveRun, Session};
-use crate::agent::{Agent, RunEnd, RunHost, RunStatus};
+use crate::agent::{RunEnd, RunHost, RunStatus};
+use crate::error::GatewayError;
 
-/// Runs the session's queue until it is empty (or the session is closing or removed). The
-/// caller has set `driver_running`; this task clears it when it stops.
-pub(crate) fn spawn_driver(session: Arc<Session>, agent: Arc<Agent>) {
-    tokio::spawn(drive(session, agent));
+/// Runs the session's queue until it is empty (or the session is closing or removed, or the
+/// gateway is draining). The caller has set `driver_running`; this task clears it when it stops.
+pub(crate) fn spawn_driver(session: Arc<Session>, manager: SessionManager) {
+    tokio::spawn(drive(session, manager));
 }
 
-async fn drive(session: Arc<Session>, agent: Arc<Agent>) {
+async fn drive(session: Arc<Session>, manager: SessionManager) {
+    let agent = manager.inner.agent.clone();
     loop {
         let _gate = session.run_gate.lock().await;
-        let (message_id, cancel, model, thinking) = {
+        let (mut queued, cancel, model, thinking, started) = {
             let mut state = session.lock();
-            if state.closing || state.removed || state.queue.is_empty() {
+            if state.closing || state.removed || state.queue.is_empty() || manager.draining() {
                 state.driver_running = false;
                 return;
             }
-            let queued = state.queue.pop_front().expect("queue is not empty");
+            let mut queued = state.queue.pop_front().expect("queue is not empty");
             let cancel = CancellationToken::new();
-            state.run = Some(ActiveRun {
-                message_id: queued.message_id.clone(),
-                cancel: cancel.clone(),
-                steering: Vec::new(),
-                closing: false,
-                waiters: Vec::new(),
-                draft: None,
-                pending_tools: Vec::new(),
-            });
+            let mut run = ActiveRun::new(queued.message_id.clone(), cancel.clone());
+            run.waiters.extend(queued.waiter.take().map(|w| (queued.message_id.clone(), w)));
+            state.run = Some(run);
+            state.mark_started(&queued.message_id);
+            // Started is on disk before the model is called: a crash never runs it twice.
+            let started = state.commit();
+            // Counted under the lock: see `SessionManager::drain`.
+            manager.inner.active_runs.send_modify(|n| *n += 1);
+            (queued, cancel, state.model.clone(), state.thinking, started)
+        };
+        if let Err(e) = started.wait().await {
+            warn!(session_key = %session.key, message_id = %queued.message_id, error = %e, "cannot record the start of a run");
+            session.lock().abandon_run(&GatewayError::from(e).message);
+            manager.inner.active_runs.send_modify(|n| *n -= 1);
+            continue;
+        }
+        {
+            let mut state = session.lock();
             state.emit(EventKind::AgentStart { message_id: queued.message_id.clone() });
             state.commit_user(&queued);
-            if let Some(run) = state.run.as_mut() {
-                run.waiters.extend(queued.waiter.map(|w| (queued.message_id.clone(), w)));
-            }
             state.emit_state();
-            (queued.message_id, cancel, state.model.clone(), state.thinking)
-        };
+        }
+        let message_id = std::mem::take(&mut queued.message_id);
         debug!(session_key = %session.key, %message_id, "run started");
         let host = Host { session: &session };
         // A bug in a provider or tool must fail this run, not wedge the session for good.
@@ -72,6 +81,7 @@ async fn drive(session: Arc<Session>, agent: Arc<Agent>) {
             RunStatus::Aborted => info!(session_key = %session.key, %message_id, "run aborted"),
         }
         session.lock().finish_run(end);
+        manager.inner.active_runs.send_modify(|n| *n -= 1);
     }
 }
 
@@ -94,5 +104,9 @@ impl RunHost for Host<'_> {
 
     fn take_steering(&self, close_if_none: bool) -> usize {
         self.session.lock().take_steering(close_if_none)
+    }
+
+    fn interrupted(&self) -> Option<String> {
+        self.session.lock().run.as_ref().and_then(|run| run.interrupted.clone())
     }
 }

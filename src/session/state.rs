@@ -6,7 +6,9 @@
 //! `state` sees at least what event `n` described. The lock is never held across an `.await`.
 
 use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -16,13 +18,23 @@ use super::draft::Draft;
 use super::event::{Event, EventKind};
 use super::log::EventLog;
 use super::model::*;
+use crate::agent::tools::ToolOutput;
 use crate::agent::{RunEnd, RunStatus};
 use crate::error::{ErrorCode, GatewayError};
+use crate::store::{Checkpoint, MessageRecord, MessageState, Op, SessionRecord, Store, Ticket};
+
+/// Seqs reserved in the store at a time: a crash can skip at most this many, never reuse one.
+const SEQ_BLOCK: u64 = 1000;
+/// How often a streaming run's draft is written to the store, so a crash keeps partial text.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// The error given to runs a restart cut short.
+pub const INTERRUPTED_BY_RESTART: &str = "interrupted by restart";
 
 pub(crate) struct Session {
     pub key: Arc<str>,
     pub primary: bool,
     state: Mutex<State>,
+    store: Arc<dyn Store>,
     /// Held by the run driver for the whole of each run. Reset and delete take it after
     /// cancelling, to wait until the aborted run has wound down.
     pub run_gate: tokio::sync::Mutex<()>,
@@ -39,6 +51,19 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
+    fn record(&self, key: &str, joined: Option<String>) -> MessageRecord {
+        MessageRecord {
+            message_id: self.message_id.clone(),
+            session_key: key.to_string(),
+            state: if joined.is_some() { MessageState::Started } else { MessageState::Queued },
+            joined,
+            text: self.text.clone(),
+            images: self.images.clone(),
+            created_at: now_ms(),
+            checkpoint: None,
+        }
+    }
+
     pub fn user_message(&self) -> HistoryMessage {
         let mut parts = Vec::new();
         if !self.text.is_empty() {
@@ -81,6 +106,30 @@ pub(crate) struct ActiveRun {
     pub draft: Option<Draft>,
     /// Tool results of the current turn, moved into history at `turn_end`.
     pub pending_tools: Vec<(String, HistoryMessage)>,
+    /// Set when shutdown cut the run short (rather than an abort).
+    pub interrupted: Option<String>,
+}
+
+impl ActiveRun {
+    pub fn new(message_id: String, cancel: CancellationToken) -> Self {
+        Self {
+            message_id,
+            cancel,
+            steering: Vec::new(),
+            closing: false,
+            waiters: Vec::new(),
+            draft: None,
+            pending_tools: Vec::new(),
+            interrupted: None,
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            draft: self.draft.as_ref().map(Draft::view),
+            pending_tools: self.pending_tools.iter().map(|(_, m)| m.clone()).collect(),
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -105,6 +154,55 @@ pub(crate) struct State {
     pub closing: bool,
     /// The session was removed; callers holding it must look the key up again.
     pub removed: bool,
+    /// Deleted from the store: nothing of it is written any more.
+    deleted: bool,
+    /// The highest seq reserved in the store; the log may count up to it without a write.
+    seq_floor: u64,
+    /// Metadata changed: the next flush rewrites the session's row.
+    dirty: bool,
+    /// Store writes of the current critical section, flushed as one batch.
+    ops: Vec<Op>,
+    checkpoint_due: bool,
+    last_checkpoint: Instant,
+}
+
+/// The lock on a session's state. Everything the critical section changed goes to the store
+/// as one batch when the guard drops (or earlier, with [`SessionGuard::commit`]), so the
+/// store sees each critical section whole and in lock order.
+pub(crate) struct SessionGuard<'a> {
+    state: MutexGuard<'a, State>,
+    store: &'a dyn Store,
+}
+
+impl SessionGuard<'_> {
+    /// Submits the writes so far; the ticket says when they are durable.
+    pub fn commit(&mut self) -> Ticket {
+        let ops = self.state.take_ops();
+        self.store.write(ops)
+    }
+}
+
+impl Deref for SessionGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let ops = self.state.take_ops();
+        if !ops.is_empty() {
+            // Nobody waits on this one; a failure is logged by the store.
+            drop(self.store.write(ops));
+        }
+    }
 }
 
 /// What a sending call gets from the session.
@@ -119,19 +217,21 @@ pub(crate) struct Admitted {
 }
 
 impl Session {
-    pub fn new(key: Arc<str>, primary: bool, state: State) -> Self {
+    pub fn new(key: Arc<str>, primary: bool, state: State, store: Arc<dyn Store>) -> Self {
         Self {
             key,
             primary,
             state: Mutex::new(state),
+            store,
             run_gate: tokio::sync::Mutex::new(()),
             closing: watch::Sender::new(false),
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub fn lock(&self) -> SessionGuard<'_> {
         // A panic while holding the lock must not take every later call down with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        SessionGuard { state, store: &*self.store }
     }
 
     /// Marks the session as closing (under the lock) so new callers wait for it to settle.
@@ -142,8 +242,10 @@ impl Session {
 }
 
 impl State {
+    /// A new session; its row is written with the next flush.
     pub fn new(key: Arc<str>, model: ModelRef, log: EventLog) -> Self {
         let now = now_ms();
+        let seq_floor = log.last_seq();
         Self {
             key,
             session_id: uuid::Uuid::new_v4().to_string(),
@@ -162,7 +264,177 @@ impl State {
             log,
             closing: false,
             removed: false,
+            deleted: false,
+            seq_floor,
+            dirty: true,
+            ops: Vec::new(),
+            checkpoint_due: false,
+            last_checkpoint: Instant::now(),
         }
+    }
+
+    /// A session loaded from the store. Queued messages go back in the queue (without a
+    /// waiting caller); runs that had started are closed as interrupted, never re-run.
+    pub fn restore(stored: crate::store::StoredSession, log: EventLog) -> Self {
+        let record = stored.record;
+        let mut state = State::new(record.key.as_str().into(), record.model, log);
+        state.session_id = record.session_id;
+        state.name = record.name;
+        state.created_at = record.created_at;
+        state.updated_at = record.updated_at;
+        state.last_active_at = record.last_active_at;
+        state.thinking = record.thinking;
+        state.usage = record.usage;
+        state.history_base = record.history_base;
+        state.history = stored.history;
+        state.dirty = false;
+        let (started, queued): (Vec<_>, Vec<_>) =
+            stored.messages.into_iter().partition(|m| m.state == MessageState::Started);
+        state.queue = queued
+            .into_iter()
+            .map(|m| Queued {
+                message_id: m.message_id,
+                text: m.text,
+                images: m.images,
+                waiter: None,
+            })
+            .collect();
+        state.close_interrupted(started);
+        state
+    }
+
+    /// Crash semantics (GATEWAY.md §2): a started run keeps its partial text, its open tool
+    /// calls get `interrupted by restart` error results, an `error` event says so, and its
+    /// message (and any steering text that joined it) is marked done.
+    fn close_interrupted(&mut self, started: Vec<MessageRecord>) {
+        let (runs, steering): (Vec<_>, Vec<_>) =
+            started.into_iter().partition(|m| m.joined.is_none());
+        for run in &runs {
+            let user = |m: &MessageRecord| Queued {
+                message_id: m.message_id.clone(),
+                text: m.text.clone(),
+                images: m.images.clone(),
+                waiter: None,
+            };
+            if !self.history.iter().any(|h| h.id == run.message_id) {
+                self.commit(user(run).user_message());
+            }
+            let start = self.history.iter().rposition(|h| h.id == run.message_id).unwrap_or(0);
+            for steer in steering.iter().filter(|s| s.joined.as_ref() == Some(&run.message_id)) {
+                if !self.history.iter().any(|h| h.id == steer.message_id) {
+                    self.commit(user(steer).user_message());
+                }
+            }
+            let checkpoint = run.checkpoint.clone().unwrap_or_default();
+            let mut parts = checkpoint.draft.map(|d| d.parts).unwrap_or_default();
+            parts.retain(
+                |p| !matches!(p, Part::Text { text } | Part::Reasoning { text } if text.is_empty()),
+            );
+            parts.push(Part::Error {
+                code: "interrupted".into(),
+                message: INTERRUPTED_BY_RESTART.into(),
+            });
+            self.commit(HistoryMessage {
+                id: uuid::Uuid::new_v4().to_string(),
+                role: Role::Assistant,
+                parts,
+                timestamp: now_ms(),
+            });
+            for result in checkpoint.pending_tools {
+                self.commit(result);
+            }
+            for (id, name, args) in open_calls(&self.history[start..]) {
+                let message = HistoryMessage {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    role: Role::ToolResult,
+                    parts: vec![Part::ToolInvocation {
+                        tool_call_id: id,
+                        tool_name: name,
+                        args,
+                        state: ToolState::Error,
+                        result: Some(ToolOutput::error(INTERRUPTED_BY_RESTART).result),
+                    }],
+                    timestamp: now_ms(),
+                };
+                self.commit(message);
+            }
+            let error = INTERRUPTED_BY_RESTART.to_string();
+            self.emit(EventKind::Error { error: error.clone(), code: "interrupted".into() });
+            self.emit(EventKind::AgentEnd {
+                message_id: run.message_id.clone(),
+                ok: false,
+                error: Some(error.clone()),
+                usage: Usage::default(),
+            });
+        }
+        for message in runs.iter().chain(&steering) {
+            let error = Some(INTERRUPTED_BY_RESTART.to_string());
+            self.ops.push(Op::Finish { message_id: message.message_id.clone(), error });
+        }
+    }
+
+    /// The session's row as the store keeps it.
+    fn record(&self) -> SessionRecord {
+        let snapshot = self.snapshot();
+        SessionRecord {
+            key: self.key.to_string(),
+            session_id: self.session_id.clone(),
+            name: self.name.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_active_at: self.last_active_at,
+            model: self.model.clone(),
+            thinking: self.thinking,
+            usage: self.usage,
+            history_base: self.history_base,
+            message_count: self.history.len() as u64,
+            preview: snapshot.last_message_preview,
+        }
+    }
+
+    /// The writes of this critical section, as one batch: the session row first (when it
+    /// changed), then the changes in order, then the running run's checkpoint (when due).
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        if self.dirty && !self.deleted {
+            ops.push(Op::PutSession(self.record()));
+        }
+        self.dirty = false;
+        ops.append(&mut self.ops);
+        if std::mem::take(&mut self.checkpoint_due)
+            && let Some(run) = &self.run
+        {
+            ops.push(Op::Checkpoint {
+                message_id: run.message_id.clone(),
+                checkpoint: run.checkpoint(),
+            });
+            self.last_checkpoint = Instant::now();
+        }
+        ops
+    }
+
+    /// Removes the session, its history and its messages from the store (its seq stays).
+    pub fn delete_stored(&mut self) {
+        self.deleted = true;
+        self.ops.push(Op::DeleteSession { key: self.key.to_string() });
+    }
+
+    /// Records that the message's run begins (queued → started).
+    pub fn mark_started(&mut self, message_id: &str) {
+        self.ops.push(Op::Start { message_id: message_id.to_string() });
+    }
+
+    /// Marks the row for rewriting (name, model, thinking level, activity changed).
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the exact last seq (instead of the reserved block), when the session leaves
+    /// memory, so the next load continues without a gap.
+    pub fn save_seq(&mut self) {
+        self.seq_floor = self.log.last_seq();
+        self.ops.push(Op::Seq { key: self.key.to_string(), seq: self.seq_floor });
+        self.dirty = true;
     }
 
     pub fn processing(&self) -> bool {
@@ -201,6 +473,19 @@ impl State {
         let now = now_ms();
         self.last_active_at = now;
         if let Some(run) = self.run.as_mut() {
+            self.checkpoint_due |= match &kind {
+                EventKind::Token { .. }
+                | EventKind::Thinking { .. }
+                | EventKind::ToolCallDelta { .. }
+                | EventKind::ToolUpdate { .. } => {
+                    self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+                }
+                EventKind::ToolCallEnd { .. }
+                | EventKind::ToolComplete { .. }
+                | EventKind::TurnEnd
+                | EventKind::MessageComplete { .. } => true,
+                _ => false,
+            };
             match &kind {
                 EventKind::MessageStart { role } if role == Role::Assistant.as_str() => {
                     run.draft = Some(Draft::new(&self.key, now));
@@ -231,15 +516,18 @@ impl State {
                 }
                 EventKind::TurnEnd => {
                     let pending = std::mem::take(&mut run.pending_tools);
-                    if !pending.is_empty() {
-                        self.history.extend(pending.into_iter().map(|(_, m)| m));
-                        self.updated_at = now;
+                    for (_, message) in pending {
+                        self.commit(message);
                     }
                 }
                 _ => {}
             }
         }
         self.log.push(kind);
+        if self.log.last_seq() > self.seq_floor {
+            self.seq_floor = self.log.last_seq() + SEQ_BLOCK;
+            self.ops.push(Op::Seq { key: self.key.to_string(), seq: self.seq_floor });
+        }
     }
 
     pub fn emit_state(&mut self) {
@@ -249,6 +537,10 @@ impl State {
 
     fn commit(&mut self, message: HistoryMessage) {
         self.updated_at = now_ms();
+        self.dirty = true;
+        let position = self.history_base + self.history.len() as u64;
+        let key = self.key.to_string();
+        self.ops.push(Op::AppendHistory { key, position, message: message.clone() });
         self.history.push(message);
     }
 
@@ -309,6 +601,7 @@ impl State {
         };
         let (mode, run_message_id) = if request.behavior == StreamingBehavior::Steer && joinable {
             let run = self.run.as_mut().expect("joinable implies a run");
+            self.ops.push(Op::Accept(queued.record(&self.key, Some(run.message_id.clone()))));
             run.steering.push(queued);
             run.waiters.push((message_id.clone(), tx));
             (SendMode::Steer, run.message_id.clone())
@@ -321,10 +614,12 @@ impl State {
                 error.retry_after = Some(1);
                 return Err(error);
             }
+            self.ops.push(Op::Accept(queued.record(&self.key, None)));
             self.queue.push_back(Queued { waiter: Some(tx), ..queued });
             self.emit_state();
             (SendMode::Queued, message_id.clone())
         };
+        self.dirty = true;
         let start_driver = mode == SendMode::Queued && !self.driver_running;
         if start_driver {
             self.driver_running = true;
@@ -339,10 +634,37 @@ impl State {
             return false;
         };
         if let Some(queued) = self.queue.remove(position) {
-            queued.reject(&self.key, "Cancelled");
+            self.finish_queued(queued, "Cancelled");
         }
         self.emit_state();
         true
+    }
+
+    /// Rejects a queued message: its caller gets `reason`, the store marks it done.
+    fn finish_queued(&mut self, queued: Queued, reason: &str) {
+        let error = Some(reason.to_string());
+        self.ops.push(Op::Finish { message_id: queued.message_id.clone(), error });
+        queued.reject(&self.key, reason);
+    }
+
+    /// Takes back a message whose acceptance could not be stored: it leaves the queue (or the
+    /// run it was steering into) without a trace; its caller gets the store's error.
+    pub fn withdraw(&mut self, message_id: &str) {
+        if let Some(position) = self.queue.iter().position(|q| q.message_id == message_id) {
+            self.queue.remove(position);
+            self.emit_state();
+        } else if let Some(run) = self.run.as_mut() {
+            run.steering.retain(|q| q.message_id != message_id);
+            run.waiters.retain(|(id, _)| id != message_id);
+        }
+    }
+
+    /// Callers still waiting on queued messages stop waiting (shutdown): the messages stay
+    /// queued in the store and run after the next start.
+    pub fn release_waiters(&mut self) {
+        for queued in self.queue.iter_mut() {
+            queued.waiter = None;
+        }
     }
 
     /// Drops every queued message with `reason` for their callers; returns how many.
@@ -350,12 +672,20 @@ impl State {
         let queued: Vec<_> = self.queue.drain(..).collect();
         let count = queued.len();
         for q in queued {
-            q.reject(&self.key, reason);
+            self.finish_queued(q, reason);
         }
         if count > 0 {
             self.emit_state();
         }
         count
+    }
+
+    /// Cuts the running run short for shutdown: it ends with an `interrupted` error.
+    pub fn interrupt(&mut self, reason: &str) {
+        if let Some(run) = self.run.as_mut() {
+            run.interrupted = Some(reason.to_string());
+            run.cancel.cancel();
+        }
     }
 
     /// Cancels the running run; whether there was one.
@@ -394,15 +724,38 @@ impl State {
             error: error.clone(),
             usage: end.usage,
         });
+        self.ops.push(Op::Finish { message_id: run.message_id.clone(), error: error.clone() });
         let outcome = RunOutcome {
             ok: error.is_none(),
             response: if error.is_none() { end.response } else { String::new() },
-            error,
+            error: error.clone(),
             session_key: self.key.to_string(),
-            message_id: run.message_id,
+            message_id: run.message_id.clone(),
         };
         for (message_id, waiter) in run.waiters {
+            if message_id != run.message_id {
+                self.ops.push(Op::Finish { message_id: message_id.clone(), error: error.clone() });
+            }
             let _ = waiter.send(RunOutcome { message_id, ..outcome.clone() });
+        }
+        self.dirty = true;
+        self.emit_state();
+    }
+
+    /// A run whose start could not be stored: it never ran. Its callers get the error; the
+    /// store is asked to mark the message done (if that fails too, it runs after a restart).
+    pub fn abandon_run(&mut self, error: &str) {
+        let Some(run) = self.run.take() else { return };
+        // Steering callers are among the waiters too.
+        for (message_id, waiter) in run.waiters {
+            let _ = waiter.send(RunOutcome {
+                ok: false,
+                response: String::new(),
+                error: Some(error.to_string()),
+                session_key: self.key.to_string(),
+                message_id: message_id.clone(),
+            });
+            self.ops.push(Op::Finish { message_id, error: Some(error.to_string()) });
         }
         self.emit_state();
     }
@@ -434,10 +787,36 @@ impl State {
     pub fn clear(&mut self) {
         self.history_base += self.history.len() as u64;
         self.history.clear();
+        self.ops.push(Op::ClearHistory { key: self.key.to_string() });
+        self.dirty = true;
         self.session_id = uuid::Uuid::new_v4().to_string();
         self.usage = Usage::default();
         self.updated_at = now_ms();
     }
+}
+
+/// Tool calls in these messages that have no result: (id, name, args).
+fn open_calls(messages: &[HistoryMessage]) -> Vec<(String, String, Value)> {
+    let answered = |id: &str| {
+        messages.iter().filter(|m| m.role == Role::ToolResult).any(|m| {
+            m.parts.iter().any(
+                |p| matches!(p, Part::ToolInvocation { tool_call_id, .. } if tool_call_id == id),
+            )
+        })
+    };
+    messages
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .flat_map(|m| m.parts.iter())
+        .filter_map(|part| match part {
+            Part::ToolInvocation { tool_call_id, tool_name, args, .. }
+                if !answered(tool_call_id) =>
+            {
+                Some((tool_call_id.clone(), tool_name.clone(), args.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The arguments of a tool call, from the assistant message that made it.

@@ -332,16 +332,31 @@ async fn idle_sessions_are_evicted_unless_watched() {
     gw.message("watched", "hi").await;
     let mut sse = Sse::open(&gw, "/sessions/watched/events").await;
     sse.event().await.unwrap();
-    within(async {
-        // Polls the condition; the sweep runs every 50 ms.
-        while gw.get("/sessions/idle").await.0 != 404 {
+    let loaded = |list: &Value, key: &str| {
+        let sessions = list["sessions"].as_array().unwrap();
+        sessions.iter().find(|s| s["sessionKey"] == key).map(|s| s["loaded"].clone())
+    };
+    let list = within(async {
+        // Polls the listing (reading the session itself would load it again); the sweep
+        // runs every 50 ms.
+        loop {
+            let (_, list) = gw.get("/sessions").await;
+            if loaded(&list, "idle") == Some(json!(false)) {
+                return list;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;
-    assert_eq!(gw.get("/sessions/watched").await.0, 200, "a subscriber keeps a session loaded");
-    assert_eq!(gw.get("/sessions/main").await.0, 200, "the primary session is never evicted");
-    // A message recreates an evicted session, and its seq keeps rising.
+    assert_eq!(loaded(&list, "watched"), Some(json!(true)), "a subscriber keeps it loaded");
+    assert_eq!(loaded(&list, "main"), Some(json!(true)), "the primary session is never evicted");
+    // Eviction drops it from memory only: reading it loads it back, history and all.
+    let (status, history) = gw.get("/sessions/idle/history").await;
+    assert_eq!(status, 200);
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+    let (_, session) = gw.get("/sessions/idle").await;
+    assert_eq!(session["session"]["loaded"], true);
+    // ...and its seq keeps rising past what it had before.
     let (_, body) = gw.message("idle", "back").await;
     assert_eq!(body["ok"], true);
     let mut again = Sse::open(&gw, "/sessions/idle/events").await;

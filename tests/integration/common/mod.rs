@@ -51,7 +51,7 @@ impl Gateway {
         overrides.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Sources { file: None, env: HashMap::new(), overrides })
             .expect("test config is valid");
-        let state = AppState::new(config).expect("state builds");
+        let state = AppState::open(config).await.expect("state builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

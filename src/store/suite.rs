@@ -1,0 +1,368 @@
+//! The store test suite: every case takes a `&dyn Store`, so any implementation (SQLite on
+//! disk, SQLite in memory, Postgres later) runs the same cases through [`store_suite!`].
+//! SQLite-only behaviour (reopen, corrupt and locked files, a full disk) is tested at the end.
+
+use serde_json::json;
+
+use super::*;
+use crate::session::model::{Part, Role, ToolState};
+
+fn record(key: &str, last_active_at: i64) -> SessionRecord {
+    SessionRecord {
+        key: key.into(),
+        session_id: format!("id-{key}"),
+        name: Some(format!("name {key}")),
+        created_at: 1,
+        updated_at: 2,
+        last_active_at,
+        model: ModelRef { provider: "echo".into(), model_id: "echo".into() },
+        thinking: ThinkingLevel::Medium,
+        usage: Usage { input_tokens: 3, output_tokens: 4 },
+        history_base: 0,
+        message_count: 0,
+        preview: Some("hi".into()),
+    }
+}
+
+fn message(id: &str, role: Role, text: &str) -> HistoryMessage {
+    HistoryMessage {
+        id: id.into(),
+        role,
+        parts: vec![
+            Part::Text { text: text.into() },
+            Part::ToolInvocation {
+                tool_call_id: "c1".into(),
+                tool_name: "read".into(),
+                args: json!({"path": "a"}),
+                state: ToolState::Result,
+                result: Some(json!({"content": []})),
+            },
+            Part::Error { code: "aborted".into(), message: "Run aborted".into() },
+        ],
+        timestamp: 5,
+    }
+}
+
+fn accepted(key: &str, id: &str) -> MessageRecord {
+    MessageRecord {
+        message_id: id.into(),
+        session_key: key.into(),
+        joined: None,
+        text: format!("text of {id}"),
+        images: vec![Image { data: vec![0, 1, 2, 255], mime_type: "image/png".into() }],
+        state: MessageState::Queued,
+        created_at: 7,
+        checkpoint: None,
+    }
+}
+
+async fn write(store: &dyn Store, batch: Vec<Op>) {
+    store.write(batch).wait().await.expect("batch applies");
+}
+
+async fn loaded(store: &dyn Store, key: &str) -> StoredSession {
+    store.load(key).await.unwrap().session.expect("session is stored")
+}
+
+pub async fn unknown_keys_load_as_nothing(store: &dyn Store) {
+    assert_eq!(store.load("nobody").await.unwrap(), Stored { seq: 0, session: None });
+}
+
+pub async fn sessions_history_and_messages_round_trip(store: &dyn Store) {
+    let history = vec![message("m1", Role::User, "one"), message("m2", Role::Assistant, "two")];
+    let mut batch = vec![Op::PutSession(record("k", 10))];
+    for (position, message) in history.iter().enumerate() {
+        batch.push(Op::AppendHistory {
+            key: "k".into(),
+            position: position as u64,
+            message: message.clone(),
+        });
+    }
+    batch.push(Op::Accept(accepted("k", "q1")));
+    batch.push(Op::Seq { key: "k".into(), seq: 99 });
+    write(store, batch).await;
+    let stored = store.load("k").await.unwrap();
+    assert_eq!(stored.seq, 99);
+    let session = stored.session.unwrap();
+    assert_eq!(session.record, record("k", 10));
+    assert_eq!(session.history, history);
+    assert_eq!(session.messages, vec![accepted("k", "q1")]);
+}
+
+pub async fn a_failing_batch_writes_nothing(store: &dyn Store) {
+    // The second op fails (nothing is queued under that id): the first must not land.
+    let ticket = store
+        .write(vec![Op::PutSession(record("half", 1)), Op::Start { message_id: "missing".into() }]);
+    assert!(ticket.wait().await.unwrap_err().message.contains("not queued"));
+    assert!(store.load("half").await.unwrap().session.is_none());
+    write(store, vec![Op::PutSession(record("after", 1))]).await;
+    assert!(store.load("after").await.unwrap().session.is_some(), "later batches still apply");
+}
+
+pub async fn messages_move_from_queued_to_started_to_done_once(store: &dyn Store) {
+    write(
+        store,
+        vec![
+            Op::PutSession(record("q", 1)),
+            Op::Accept(accepted("q", "a")),
+            Op::Accept(accepted("q", "b")),
+            Op::Accept(accepted("q", "c")),
+        ],
+    )
+    .await;
+    assert_eq!(store.pending_sessions().await.unwrap(), vec!["q".to_string()]);
+    let checkpoint = Checkpoint {
+        draft: Some(message("draft", Role::Assistant, "partial")),
+        pending_tools: vec![message("t", Role::ToolResult, "")],
+    };
+    write(
+        store,
+        vec![
+            Op::Start { message_id: "a".into() },
+            Op::Checkpoint { message_id: "a".into(), checkpoint: checkpoint.clone() },
+            Op::Finish { message_id: "b".into(), error: Some("Cancelled".into()) },
+        ],
+    )
+    .await;
+    let again = store.write(vec![Op::Start { message_id: "a".into() }]).wait().await;
+    assert!(again.is_err(), "a message starts once");
+    let messages = loaded(store, "q").await.messages;
+    let states: Vec<_> = messages.iter().map(|m| (m.message_id.as_str(), m.state)).collect();
+    assert_eq!(states, vec![("a", MessageState::Started), ("c", MessageState::Queued)]);
+    assert_eq!(messages[0].checkpoint.as_ref(), Some(&checkpoint));
+    write(
+        store,
+        vec![
+            Op::Finish { message_id: "a".into(), error: None },
+            Op::Finish { message_id: "c".into(), error: None },
+        ],
+    )
+    .await;
+    assert!(loaded(store, "q").await.messages.is_empty());
+    assert!(store.pending_sessions().await.unwrap().is_empty());
+}
+
+pub async fn steering_messages_are_stored_as_started(store: &dyn Store) {
+    let steer = MessageRecord {
+        joined: Some("run".into()),
+        state: MessageState::Started,
+        ..accepted("s", "steer")
+    };
+    write(store, vec![Op::PutSession(record("s", 1)), Op::Accept(steer.clone())]).await;
+    assert_eq!(loaded(store, "s").await.messages, vec![steer]);
+}
+
+pub async fn delete_removes_everything_but_the_seq(store: &dyn Store) {
+    write(
+        store,
+        vec![
+            Op::PutSession(record("d", 1)),
+            Op::AppendHistory {
+                key: "d".into(),
+                position: 0,
+                message: message("m", Role::User, "x"),
+            },
+            Op::Accept(accepted("d", "dq")),
+            Op::Seq { key: "d".into(), seq: 42 },
+        ],
+    )
+    .await;
+    write(store, vec![Op::DeleteSession { key: "d".into() }]).await;
+    assert_eq!(store.load("d").await.unwrap(), Stored { seq: 42, session: None });
+    assert!(store.pending_sessions().await.unwrap().is_empty());
+    // Re-created under the same key: no old history or messages come back.
+    write(store, vec![Op::PutSession(record("d", 2))]).await;
+    let session = loaded(store, "d").await;
+    assert!(session.history.is_empty() && session.messages.is_empty());
+}
+
+pub async fn clear_history_keeps_the_session(store: &dyn Store) {
+    let mut cleared = record("c", 1);
+    cleared.history_base = 1;
+    write(
+        store,
+        vec![
+            Op::PutSession(record("c", 1)),
+            Op::AppendHistory {
+                key: "c".into(),
+                position: 0,
+                message: message("m", Role::User, "x"),
+            },
+        ],
+    )
+    .await;
+    write(store, vec![Op::ClearHistory { key: "c".into() }, Op::PutSession(cleared.clone())]).await;
+    let session = loaded(store, "c").await;
+    assert!(session.history.is_empty());
+    assert_eq!(session.record, cleared);
+    let next = message("n", Role::User, "after reset");
+    write(store, vec![Op::AppendHistory { key: "c".into(), position: 1, message: next.clone() }])
+        .await;
+    assert_eq!(loaded(store, "c").await.history, vec![next]);
+}
+
+pub async fn list_is_newest_first_and_pages(store: &dyn Store) {
+    let batch = [("a", 5), ("b", 9), ("c", 7), ("d", 7), ("e", 1)]
+        .into_iter()
+        .map(|(key, at)| Op::PutSession(record(key, at)))
+        .collect();
+    write(store, batch).await;
+    let keys = |records: Vec<SessionRecord>| records.into_iter().map(|r| r.key).collect::<Vec<_>>();
+    assert_eq!(keys(store.list(3, None).await.unwrap()), ["b", "c", "d"]);
+    assert_eq!(keys(store.list(3, Some((7, "c".into()))).await.unwrap()), ["d", "a", "e"]);
+    assert_eq!(keys(store.list(3, Some((1, "e".into()))).await.unwrap()), Vec::<String>::new());
+}
+
+pub async fn reads_see_every_earlier_write(store: &dyn Store) {
+    // Submitted, not awaited: the next read must still see it.
+    drop(store.write(vec![Op::PutSession(record("r", 1))]));
+    assert!(store.load("r").await.unwrap().session.is_some());
+}
+
+pub async fn idempotency_records_and_pruning(store: &dyn Store) {
+    let old = IdempotencyRecord {
+        scope: "".into(),
+        key: "k1".into(),
+        session_key: "s".into(),
+        message_id: "m1".into(),
+        outcome: Some(r#"{"ok":true}"#.into()),
+        created_at: 100,
+    };
+    let new = IdempotencyRecord { key: "k2".into(), created_at: 300, ..old.clone() };
+    write(
+        store,
+        vec![
+            Op::PutIdempotency(old.clone()),
+            Op::PutIdempotency(new.clone()),
+            Op::PutSession(record("p", 1)),
+            Op::Accept(accepted("p", "done-1")),
+            Op::Finish { message_id: "done-1".into(), error: None },
+        ],
+    )
+    .await;
+    assert_eq!(store.idempotency("", "k1").await.unwrap(), Some(old));
+    assert_eq!(store.idempotency("other", "k1").await.unwrap(), None, "scoped per token");
+    write(store, vec![Op::Prune { before: 200 }]).await;
+    assert_eq!(store.idempotency("", "k1").await.unwrap(), None);
+    assert_eq!(store.idempotency("", "k2").await.unwrap(), Some(new));
+}
+
+/// One `#[tokio::test]` per case for a store made by `$make` (which may also return guards,
+/// such as a temp dir, kept alive for the test).
+macro_rules! store_suite {
+    ($make:expr) => {
+        store_suite!($make;
+            unknown_keys_load_as_nothing,
+            sessions_history_and_messages_round_trip,
+            a_failing_batch_writes_nothing,
+            messages_move_from_queued_to_started_to_done_once,
+            steering_messages_are_stored_as_started,
+            delete_removes_everything_but_the_seq,
+            clear_history_keeps_the_session,
+            list_is_newest_first_and_pages,
+            reads_see_every_earlier_write,
+            idempotency_records_and_pruning
+        );
+    };
+    ($make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _guard) = $make;
+                super::$case(&*store).await;
+            }
+        )*
+    };
+}
+
+mod sqlite_file {
+    use super::super::SqliteStore;
+    fn make() -> (Box<dyn super::Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gateway.db")).unwrap();
+        (Box::new(store), dir)
+    }
+    store_suite!(make());
+}
+
+mod sqlite_memory {
+    use super::super::SqliteStore;
+    fn make() -> (Box<dyn super::Store>, ()) {
+        (Box::new(SqliteStore::in_memory()), ())
+    }
+    store_suite!(make());
+}
+
+mod sqlite_only {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn data_survives_close_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        let store = SqliteStore::open(&path).unwrap();
+        write(&store, vec![Op::PutSession(record("k", 1)), Op::Accept(accepted("k", "q"))]).await;
+        store.close().await.unwrap();
+        assert!(store.write(vec![Op::PutSession(record("x", 1))]).wait().await.is_err());
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(loaded(&store, "k").await.messages, vec![accepted("k", "q")]);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_batch_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gateway.db")).unwrap();
+        write(&store, vec![Op::PutSession(record("k", 1))]).await;
+        store.fill_up().await.unwrap();
+        let big = MessageRecord { text: "x".repeat(200_000), ..accepted("k", "big") };
+        let error = store
+            .write(vec![Op::PutSession(record("k2", 1)), Op::Accept(big)])
+            .wait()
+            .await
+            .unwrap_err();
+        assert!(error.message.contains("full"), "{error}");
+        assert!(store.load("k2").await.unwrap().session.is_none(), "nothing half-written");
+        assert!(loaded(&store, "k").await.messages.is_empty());
+    }
+
+    #[test]
+    fn a_second_gateway_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        let _first = SqliteStore::open(&path).unwrap();
+        let error = SqliteStore::open(&path).err().expect("the file is locked");
+        assert!(error.contains("locked") && error.contains("gateway.db"), "{error}");
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        let error = SqliteStore::open(&garbage).err().expect("garbage is refused");
+        assert!(error.contains("garbage.db") && error.contains("not a database"), "{error}");
+
+        let path = dir.path().join("truncated.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let batch = (0..200)
+            .map(|i| Op::AppendHistory {
+                key: "k".into(),
+                position: i,
+                message: message(&i.to_string(), Role::User, &"x".repeat(1000)),
+            })
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            write(&store, batch).await;
+            store.close().await.unwrap();
+        });
+        drop(store);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len / 2).unwrap();
+        let error = SqliteStore::open(&path).err().expect("a truncated file is refused");
+        assert!(error.contains("truncated.db"), "{error}");
+    }
+}

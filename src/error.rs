@@ -110,6 +110,14 @@ impl GatewayError {
         Self::new(ErrorCode::Unavailable, message)
     }
 
+    /// A caller was waiting on a run when the gateway shut down.
+    pub fn shutting_down() -> Self {
+        Self::unavailable(
+            "The gateway is shutting down; a message that had not started stays queued and runs \
+             after the next start",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }

@@ -51,9 +51,7 @@ impl pb::chat_server::Chat for ChatApi {
     ) -> Answer<pb::SendMessageResponse> {
         let request = send_request(request.into_inner())?;
         let (accepted, outcome) = self.state.sessions.send(request).await?;
-        let outcome = outcome
-            .await
-            .map_err(|_| Status::unavailable("The gateway stopped before the run ended"))?;
+        let outcome = outcome.await.map_err(|_| Status::from(GatewayError::shutting_down()))?;
         Ok(Response::new(pb::SendMessageResponse {
             ok: outcome.ok,
             response: outcome.response,
@@ -84,6 +82,7 @@ impl pb::chat_server::Chat for ChatApi {
             let kind = match item {
                 RunItem::Event(event) => Kind::Event(convert::event(&event)),
                 RunItem::Outcome(outcome) => Kind::Result(convert::outcome(outcome)),
+                RunItem::Stopped => return Err(Status::from(GatewayError::shutting_down())),
             };
             Ok(pb::StreamChatResponse { kind: Some(kind) })
         });

@@ -108,9 +108,7 @@ pub async fn send_and_wait(state: &AppState, request: SendRequest) -> Answer {
         }
         Err(e) => return Err(e),
     };
-    let outcome: RunOutcome = outcome
-        .await
-        .map_err(|_| GatewayError::unavailable("The gateway stopped before the run ended"))?;
+    let outcome: RunOutcome = outcome.await.map_err(|_| GatewayError::shutting_down())?;
     let status = if outcome.ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
     Ok((status, Json(outcome)).into_response())
 }

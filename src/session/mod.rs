@@ -296,6 +296,7 @@ impl SessionManager {
     /// messages stay queued in the store and run after the next start.
     pub async fn drain(&self, grace: Duration) {
         self.inner.draining.cancel();
+        info!("draining: new messages are refused");
         // A driver decides to start a run and counts it under the session lock: once every
         // lock has been taken after `draining` was set, the count includes every such run.
         for session in self.live() {

@@ -21,6 +21,9 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Arc<Event>> + Send>>;
 pub enum RunItem {
     Event(Arc<Event>),
     Outcome(RunOutcome),
+    /// The gateway shut down before this message's run ended; a message that had not started
+    /// stays queued and runs after the next start.
+    Stopped,
 }
 
 pub type RunStream = Pin<Box<dyn Stream<Item = RunItem> + Send>>;
@@ -50,7 +53,14 @@ pub(crate) fn subscription(
         loop {
             let received = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => {
+                    // Shutdown drained the runs first: what they logged last is still
+                    // buffered here, and the subscriber gets it before the stream ends.
+                    while let Ok(event) = live.try_recv() {
+                        yield event;
+                    }
+                    break;
+                }
                 received = live.recv() => received,
             };
             match received {
@@ -88,15 +98,20 @@ pub(crate) fn run_events(
         let mut ended = false;
         let mut last = 0;
         let mut resolved = None;
+        let mut stopping = false;
         // Follows the live feed until this run's `agent_end`; stops early when the outcome
-        // arrives first (the message never ran, or its remaining events are already buffered).
+        // arrives first (the message never ran, or its remaining events are already buffered)
+        // or at shutdown (after handing over what is buffered).
         while !ended {
             let received = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    stopping = true;
+                    break;
+                }
                 received = live.recv() => received,
                 result = &mut outcome => {
-                    resolved = Some(result);
+                    resolved = Some(result.map_err(|_| ()));
                     break;
                 }
             };
@@ -132,10 +147,13 @@ pub(crate) fn run_events(
         }
         let result = match resolved {
             Some(result) => result,
-            None => outcome.await,
+            None if stopping => outcome.try_recv().map_err(|_| ()),
+            None => outcome.await.map_err(|_| ()),
         };
-        if let Ok(result) = result {
-            yield RunItem::Outcome(result);
+        match result {
+            Ok(result) => yield RunItem::Outcome(result),
+            Err(()) if stopping => yield RunItem::Stopped,
+            Err(()) => {}
         }
     })
 }

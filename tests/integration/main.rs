@@ -5,6 +5,7 @@ mod common;
 
 mod agent;
 mod binary;
+mod durability;
 mod golden;
 mod grpc_chat;
 mod grpc_sessions;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod process;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,98 @@
+//! The gateway as a child process, for what only a real process shows: signals, crashes,
+//! exit codes, restarts over the same data dir.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+
+use agent_gateway::proto::chat_client::ChatClient;
+use tonic::transport::Channel;
+
+use super::WAIT;
+
+pub struct Process {
+    child: Option<Child>,
+    pub addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent-gateway"));
+    command
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "info");
+    command
+}
+
+impl Process {
+    /// Starts the gateway with `dir/data` as its data dir and waits until it listens.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = command(dir, args).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut process = Self { child: Some(child), addr: String::new(), lines };
+        let line = process.wait_for_line("addr=");
+        let rest = line.split("addr=").nth(1).unwrap();
+        process.addr = rest.split_whitespace().next().unwrap().to_string();
+        process
+    }
+
+    /// Runs the gateway to its exit (for start-up failures).
+    pub fn run_to_exit(dir: &Path, args: &[&str]) -> Output {
+        command(dir, args).output().unwrap()
+    }
+
+    /// Reads the log until a line containing `needle`, and returns it.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("the gateway never logged {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn chat(&self) -> ChatClient<Channel> {
+        let channel = Channel::from_shared(self.url("")).unwrap().connect().await.unwrap();
+        ChatClient::new(channel)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exit(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let wait = tokio::task::spawn_blocking(move || child.wait());
+        tokio::time::timeout(WAIT, wait).await.expect("the gateway exits").unwrap().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -13,6 +13,10 @@ use super::model::*;
 use super::state::Session;
 use super::{SessionManager, run, validate_key};
 use crate::error::{GatewayError, Result};
+use crate::store::Op;
+
+/// How long finished messages (and idempotency records) are kept in the store.
+const KEEP_FINISHED: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 impl SessionManager {
     pub async fn create(&self, request: CreateRequest) -> Result<Snapshot> {
@@ -200,7 +204,8 @@ impl SessionManager {
         before - registry.live.len()
     }
 
-    /// Runs the idle sweep every `session.sweep_interval` until shutdown.
+    /// Runs the idle sweep every `session.sweep_interval` until shutdown; each sweep also lets
+    /// the store forget finished messages older than a day.
     pub fn spawn_sweeper(&self) {
         let manager = self.clone();
         let every = self.inner.config.session.sweep_interval;
@@ -210,7 +215,11 @@ impl SessionManager {
             loop {
                 tokio::select! {
                     _ = manager.inner.shutdown.cancelled() => return,
-                    _ = ticker.tick() => { manager.evict_idle(); }
+                    _ = ticker.tick() => {
+                        manager.evict_idle();
+                        let before = now_ms() - KEEP_FINISHED.as_millis() as i64;
+                        drop(manager.inner.store.write(vec![Op::Prune { before }]));
+                    }
                 }
             }
         });

@@ -99,7 +99,10 @@ impl SessionManager {
             manager.resolve(&key, false).await?;
         }
         let primary = manager.inner.config.primary_session.clone();
-        manager.resolve(&primary, true).await?;
+        let primary = manager.get_or_create(&primary).await?;
+        // Also proves the store takes writes before the gateway accepts any.
+        let stored = primary.lock().commit();
+        stored.wait().await?;
         Ok(manager)
     }
 
@@ -129,21 +132,27 @@ impl SessionManager {
             config.session.event_log,
             config.session.subscriber_buffer,
         );
+        let restored = stored.session.is_some();
         let mut state = match stored.session {
             Some(stored) => State::restore(stored, log),
             None => State::new(key.clone(), self.inner.agent.default_model().clone(), log),
         };
         init(&mut state);
+        // Emitted on the bare state: a new session's writes (its row, its first seq block)
+        // join the batch of the call that created it, so a message the store refuses leaves
+        // no empty session behind.
+        state.emit_state();
         let primary = *key == *config.primary_session;
         let session = Arc::new(Session::new(key.clone(), primary, state, self.inner.store.clone()));
         registry.live.insert(key.to_string(), session.clone());
-        let mut state = session.lock();
-        state.emit_state();
-        if !state.queue.is_empty() && !self.draining() {
-            state.driver_running = true;
-            run::spawn_driver(session.clone(), self.clone());
+        if restored {
+            // Flushes what recovery wrote (interrupted runs closed) and resumes the queue.
+            let mut state = session.lock();
+            if !state.queue.is_empty() && !self.draining() {
+                state.driver_running = true;
+                run::spawn_driver(session.clone(), self.clone());
+            }
         }
-        drop(state);
         session
     }
 
@@ -502,6 +511,50 @@ fn decode_list_cursor(cursor: &str) -> Result<(i64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_message_the_store_cannot_take_is_refused_and_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
+        let config = Arc::new(config);
+        let agent = Arc::new(Agent::from_config(&config).unwrap());
+        let store = Arc::new(SqliteStore::in_memory());
+        let manager = SessionManager::open(config, agent, store.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        let (_, outcome) = manager.send(text_message("k", "fits")).await.unwrap();
+        assert!(outcome.await.unwrap().ok);
+        let before = manager.history("k", None, None).await.unwrap().items;
+
+        store.fill_up().await.unwrap();
+        let mut events = manager.subscribe("k", None).await.unwrap();
+        let error = manager.send(text_message("k", &"x".repeat(90_000))).await.unwrap_err();
+        assert_eq!(error.code, crate::error::ErrorCode::Unavailable);
+        assert!(error.message.starts_with("Store unavailable"), "{}", error.message);
+        // Taken back out of the queue, or (if the driver took it first) its run abandoned
+        // before any model call: either way the session settles idle with nothing queued.
+        use futures_util::StreamExt;
+        while let Some(event) = events.next().await {
+            if let event::EventKind::SessionState { snapshot } = &event.kind
+                && snapshot.queue_depth == 0
+                && !snapshot.processing
+            {
+                break;
+            }
+            assert!(!matches!(event.kind, event::EventKind::AgentStart { .. }), "it never runs");
+        }
+        assert_eq!(manager.history("k", None, None).await.unwrap().items, before);
+        let stored = store.load("k").await.unwrap().session.unwrap();
+        assert_eq!(stored.history, before, "nothing half-written");
+        assert!(stored.messages.is_empty());
+        assert!(manager.send(text_message("new", &"y".repeat(90_000))).await.is_err());
+        assert!(store.load("new").await.unwrap().session.is_none());
+    }
+
+    fn text_message(key: &str, text: &str) -> SendRequest {
+        SendRequest { session_key: key.into(), text: text.into(), ..Default::default() }
+    }
 
     #[test]
     fn list_cursor_round_trips() {

@@ -6,6 +6,7 @@ mod chat;
 pub mod convert;
 mod memory;
 mod sessions;
+mod subscribe;
 
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -41,7 +42,7 @@ impl Interceptor for AuthInterceptor {
 }
 
 pub struct Services {
-    pub sessions: InterceptedService<SessionsServer<sessions::SessionsApi>, AuthInterceptor>,
+    pub sessions: InterceptedService<subscribe::SessionsService, AuthInterceptor>,
     pub chat: InterceptedService<ChatServer<chat::ChatApi>, AuthInterceptor>,
     pub memory: InterceptedService<MemoryServer<memory::MemoryApi>, AuthInterceptor>,
     pub admin: InterceptedService<AdminServer<admin::AdminApi>, AuthInterceptor>,
@@ -51,9 +52,13 @@ pub fn services(state: &AppState) -> Services {
     let auth = AuthInterceptor(state.auth.clone());
     Services {
         sessions: InterceptedService::new(
-            SessionsServer::new(sessions::SessionsApi::new(state.clone()))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
+            subscribe::SessionsService::new(
+                SessionsServer::new(sessions::SessionsApi::new(state.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+                state.clone(),
+                MAX_MESSAGE,
+            ),
             auth.clone(),
         ),
         chat: InterceptedService::new(

@@ -160,6 +160,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
 
     type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
+    /// Reached only when `SessionsServer` is served on its own: the gateway routes Subscribe
+    /// to `subscribe::SessionsService`, which shares each event's encoding among subscribers.
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,

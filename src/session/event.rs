@@ -126,11 +126,15 @@ pub struct Event {
     pub seq: u64,
     #[serde(skip)]
     sse: OnceLock<Bytes>,
+    /// The protobuf encoding, made by the gRPC layer on first use (the domain does not know
+    /// protobuf; it only keeps the bytes so every subscriber shares them).
+    #[serde(skip)]
+    proto: OnceLock<Bytes>,
 }
 
 impl Event {
     pub fn new(session_key: Arc<str>, seq: u64, kind: EventKind) -> Self {
-        Self { kind, session_key, seq, sse: OnceLock::new() }
+        Self { kind, session_key, seq, sse: OnceLock::new(), proto: OnceLock::new() }
     }
 
     pub fn to_json(&self) -> String {
@@ -151,6 +155,11 @@ impl Event {
                 Bytes::from(frame)
             })
             .clone()
+    }
+
+    /// The protobuf encoding of this event, made by `encode` once and then shared.
+    pub fn proto_frame(&self, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.proto.get_or_init(|| encode(self)).clone()
     }
 }
 

@@ -6,6 +6,7 @@ mod common;
 mod agent;
 mod binary;
 mod durability;
+mod events;
 mod golden;
 mod grpc_chat;
 mod grpc_sessions;

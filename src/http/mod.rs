@@ -1,16 +1,19 @@
-//! The HTTP bridge (GATEWAY.md §5): the seed REST routes, SSE and the webhook, with JSON
+//! The HTTP bridge (GATEWAY.md §5): the seed REST routes, SSE, the Vercel AI SDK chat stream,
+//! the v1 conversation API, the webhook and the built-in chat page, with JSON
 //! errors for unknown paths (404) and wrong methods (405). Routes whose feature lands in a
 //! later piece of work are registered and answer 501 with what is missing.
 
 pub mod extract;
 pub mod rest;
 pub mod sse;
+pub mod v1;
+pub mod vercel;
 pub mod webhook;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::app::AppState;
@@ -33,9 +36,13 @@ async fn require_bearer(
     Ok(next.run(request).await)
 }
 
+/// The built-in chat page, embedded in the binary.
+async fn page() -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("page.html"))
+}
+
 pub fn router(state: AppState) -> Router {
     let memory = "the memory service (/memory/*)";
-    let v1 = "the v1 conversation API (/v1/*)";
     let protected = Router::new()
         .route("/ready", get(rest::ready))
         .route("/sessions", get(rest::list_sessions))
@@ -48,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{key}/queue/{message_id}", delete(rest::cancel_queued))
         .route("/sessions/{key}/history", get(rest::history))
         .route("/sessions/{key}/state", get(rest::session_state))
-        .route("/sessions/{key}/chat", later("the Vercel AI SDK chat stream (/sessions/:key/chat)"))
+        .route("/sessions/{key}/chat", post(vercel::chat))
         .route("/sessions/{key}/commands", later("slash commands (/sessions/:key/commands)"))
         .route("/sessions/{key}/model", later("per-session models (/sessions/:key/model)"))
         .route("/sessions/{key}/thinking", later("thinking levels (/sessions/:key/thinking)"))
@@ -64,19 +71,20 @@ pub fn router(state: AppState) -> Router {
         .route("/memory/remember", later(memory))
         .route("/memory/forget", later(memory))
         .route("/memory/rebuild", later(memory))
-        .route("/v1/conversations", later(v1))
-        .route("/v1/conversations/{id}", later(v1))
-        .route("/v1/conversations/{id}/abort", later(v1))
-        .route("/v1/chat", later(v1))
-        .route("/v1/chat/stream", later(v1))
-        .route("/v1/adapters/chat", later(v1))
-        .route("/v1/adapters/chat/stream", later(v1))
+        .route("/v1/conversations", get(v1::list).post(v1::create))
+        .route("/v1/conversations/{id}", get(v1::get).delete(v1::delete))
+        .route("/v1/conversations/{id}/abort", post(v1::abort))
+        .route("/v1/chat", post(v1::chat))
+        .route("/v1/chat/stream", post(v1::chat_stream))
+        .route("/v1/adapters/chat", post(v1::adapter_chat))
+        .route("/v1/adapters/chat/stream", post(v1::adapter_chat_stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_bearer));
 
-    let mut public = Router::new().route("/health", get(rest::health)).route(
-        "/",
-        get(|| async { GatewayError::unimplemented("the built-in chat page (GET /)") }),
-    );
+    // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
+    let mut public = Router::new().route("/health", get(rest::health));
+    if state.config.web_ui {
+        public = public.route("/", get(page));
+    }
     if state.config.webhook.enabled {
         public = public.merge(webhook::router(&state));
     }

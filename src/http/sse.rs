@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Version, header};
 
 use super::extract::KeyPath;
@@ -43,17 +43,24 @@ pub async fn events(
 }
 
 /// Frames events (each encoded once, shared by all subscribers) with heartbeats in between.
-fn sse_response(
-    mut events: EventStream,
+fn sse_response(events: EventStream, heartbeat: std::time::Duration, version: Version) -> Response {
+    stream_response(events.map(|event| event.sse_frame()), heartbeat, version)
+}
+
+/// A `text/event-stream` response of ready-made frames, with `:` heartbeats while it is quiet.
+/// Dropping the response (the client went away) drops `frames`.
+pub fn stream_response(
+    frames: impl Stream<Item = Bytes> + Send + 'static,
     heartbeat: std::time::Duration,
     version: Version,
 ) -> Response {
     let body = async_stream::stream! {
+        let mut frames = std::pin::pin!(frames);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         loop {
             tokio::select! {
-                event = events.next() => match event {
-                    Some(event) => yield Ok::<Bytes, std::convert::Infallible>(event.sse_frame()),
+                frame = frames.next() => match frame {
+                    Some(frame) => yield Ok::<Bytes, std::convert::Infallible>(frame),
                     None => break,
                 },
                 _ = ticker.tick() => yield Ok(Bytes::from_static(HEARTBEAT)),
@@ -70,4 +77,14 @@ fn sse_response(
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
     response
+}
+
+/// One named SSE frame: `id:` (for logged events), `event: <name>`, `data: <json>`.
+pub fn named_frame(id: Option<u64>, name: &str, data: &serde_json::Value) -> Bytes {
+    let mut frame = String::new();
+    if let Some(id) = id {
+        frame.push_str(&format!("id: {id}\n"));
+    }
+    frame.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    Bytes::from(frame)
 }

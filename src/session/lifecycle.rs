@@ -86,6 +86,21 @@ impl SessionManager {
         Ok(self.existing(key).await?.lock().cancel_queued(message_id))
     }
 
+    /// Withdraws a caller's own message (its stream went away): out of the queue if it waits,
+    /// aborted if its run is the one running. A run it only steered into belongs to another
+    /// caller and is left alone. Whether anything was cancelled.
+    pub async fn cancel_own(&self, key: &str, message_id: &str) -> Result<bool> {
+        let session = self.existing(key).await?;
+        let mut state = session.lock();
+        if state.cancel_queued(message_id) {
+            return Ok(true);
+        }
+        if state.run.as_ref().is_some_and(|run| run.message_id == message_id) {
+            return Ok(state.abort());
+        }
+        Ok(false)
+    }
+
     pub async fn clear_queue(&self, key: &str) -> Result<usize> {
         Ok(self.existing(key).await?.lock().reject_queue("Queue cleared"))
     }

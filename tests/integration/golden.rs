@@ -55,7 +55,7 @@ async fn error_bodies() {
     record("history_limit", gw.get("/sessions/main/history?limit=0").await);
     record("delete_primary", gw.delete("/sessions/main").await);
     record("too_large", gw.post("/sessions/a/messages", json!({"text": "x".repeat(4000)})).await);
-    record("unimplemented", gw.post("/sessions/main/chat", json!({"text": "x"})).await);
+    record("unimplemented", gw.post("/sessions/main/commands", json!({"command": "x"})).await);
     let (mut running, _) = crate::queue::start_slow(&gw, "q").await;
     let waiting =
         gw.http.post(gw.url("/sessions/q/messages")).json(&json!({"text": "wait"})).send();

@@ -14,4 +14,6 @@ mod grpcurl;
 mod queue;
 mod rest;
 mod sse;
+mod v1;
+mod vercel;
 mod webhook;

@@ -138,8 +138,8 @@ pub async fn within<F: std::future::Future>(future: F) -> F::Output {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    /// `id:` (for logged events) and the parsed `data:` JSON.
-    Event { id: Option<u64>, data: Value },
+    /// `id:` (for logged events), `event:` (named events) and the parsed `data:` JSON.
+    Event { id: Option<u64>, name: Option<String>, data: Value },
     /// A `:` comment (heartbeat).
     Comment,
 }
@@ -178,12 +178,28 @@ impl Sse {
 
     /// The next event (skipping heartbeats).
     pub async fn event(&mut self) -> Option<(Option<u64>, Value)> {
+        self.named().await.map(|(id, _, data)| (id, data))
+    }
+
+    /// The next event with its `event:` name (skipping heartbeats).
+    pub async fn named(&mut self) -> Option<(Option<u64>, Option<String>, Value)> {
         loop {
             match self.next().await? {
-                Frame::Event { id, data } => return Some((id, data)),
+                Frame::Event { id, name, data } => return Some((id, name, data)),
                 Frame::Comment => continue,
             }
         }
+    }
+
+    /// Every `data:` payload to the end of the stream (Vercel chunks; `[DONE]` as a string).
+    pub async fn all_data(&mut self) -> Vec<Value> {
+        let mut all = Vec::new();
+        while let Some(frame) = self.next().await {
+            if let Frame::Event { data, .. } = frame {
+                all.push(data);
+            }
+        }
+        all
     }
 
     /// Events up to and including the first whose type is `ty`.
@@ -203,16 +219,21 @@ impl Sse {
 
 fn parse_frame(raw: &str) -> Frame {
     let mut id = None;
+    let mut name = None;
     let mut data = None;
     for line in raw.lines() {
         if let Some(rest) = line.strip_prefix("id: ") {
             id = Some(rest.parse().unwrap());
+        } else if let Some(rest) = line.strip_prefix("event: ") {
+            name = Some(rest.to_string());
         } else if let Some(rest) = line.strip_prefix("data: ") {
-            data = Some(serde_json::from_str(rest).unwrap());
+            data = Some(
+                serde_json::from_str(rest).unwrap_or_else(|_| Value::String(rest.to_string())),
+            );
         }
     }
     match data {
-        Some(data) => Frame::Event { id, data },
+        Some(data) => Frame::Event { id, name, data },
         None => Frame::Comment,
     }
 }

@@ -1,0 +1,236 @@
+//! `POST /sessions/:key/chat`: the Vercel AI SDK UI message stream (GATEWAY.md §5.3), so a
+//! `useChat` front end can talk to a session directly. The caller's message is queued like any
+//! other; the stream carries only the chunks of *its* run, mapped from session events, and
+//! ends with `data: [DONE]`. A disconnect stops the stream, never the run.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Version};
+use serde_json::{Value, json};
+
+use super::extract::{JsonBody, KeyPath, decode_images, streaming_behavior, user_text};
+use super::rest::idempotency_key;
+use super::sse::stream_response;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::session::event::EventKind;
+use crate::session::model::{Image, SendRequest};
+use crate::session::stream::RunItem;
+
+pub async fn chat(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    headers: HeaderMap,
+    version: Version,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, GatewayError> {
+    let text =
+        user_text(&body).ok_or_else(|| GatewayError::invalid("Missing user message text"))?;
+    let mut images = decode_images(match body.get("images") {
+        Some(images) => Some(serde_json::from_value(images.clone()).map_err(|_| {
+            GatewayError::invalid("images must be an array of {type, data, mimeType}")
+        })?),
+        None => None,
+    })?;
+    images.extend(file_part_images(&body)?);
+    let behavior = streaming_behavior(body.get("streamingBehavior").and_then(Value::as_str))?;
+    let from_body = body.get("idempotencyKey").and_then(Value::as_str).map(str::to_string);
+    let request = SendRequest {
+        session_key: key,
+        text,
+        images,
+        behavior,
+        idempotency_key: idempotency_key(from_body, &headers),
+    };
+    // Errors (a full queue: 429) are answered before any stream starts.
+    let (accepted, run) = state.sessions.send_stream(request).await?;
+    let start = frame(&json!({"type": "start", "messageId": accepted.message_id}));
+    let mut chunks = Chunks::default();
+    let body = futures_util::stream::once(async move { start }).chain(run.flat_map(move |item| {
+        futures_util::stream::iter(chunks.map(item).into_iter().map(|chunk| match chunk {
+            Chunk::Json(value) => frame(&value),
+            Chunk::Done => Bytes::from_static(b"data: [DONE]\n\n"),
+        }))
+    }));
+    let mut response = stream_response(body, state.config.http.sse_heartbeat, version);
+    response.headers_mut().insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
+    Ok(response.into_response())
+}
+
+fn frame(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// Images of the newest user message's `file` parts (`useChat` attachments), as data URLs.
+fn file_part_images(body: &Value) -> Result<Vec<Image>, GatewayError> {
+    use base64::Engine;
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let Some(user) = messages.iter().rev().find(|m| m["role"] == "user") else {
+        return Ok(Vec::new());
+    };
+    let parts = user.get("parts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    parts
+        .iter()
+        .filter(|part| part["type"] == "file")
+        .map(|part| {
+            let url = part["url"].as_str().unwrap_or_default();
+            let invalid =
+                || GatewayError::invalid("File parts must be base64 data: URLs of images");
+            let (meta, data) =
+                url.strip_prefix("data:").and_then(|u| u.split_once(',')).ok_or_else(invalid)?;
+            let mime_type = meta.strip_suffix(";base64").ok_or_else(invalid)?;
+            let data =
+                base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| invalid())?;
+            Ok(Image { data, mime_type: mime_type.to_string() })
+        })
+        .collect()
+}
+
+enum Chunk {
+    Json(Value),
+    Done,
+}
+
+/// Maps one run's items to UI message chunks, keeping track of the open text and reasoning
+/// blocks (ids `text_<contentIndex>`, `reasoning_<contentIndex>`) and of whether the stream
+/// already ended with `finish`, `error` or `abort`.
+#[derive(Default)]
+struct Chunks {
+    open: Vec<(bool, u32)>,
+    ended: bool,
+}
+
+impl Chunks {
+    fn block_id(reasoning: bool, index: u32) -> String {
+        format!("{}_{index}", if reasoning { "reasoning" } else { "text" })
+    }
+
+    fn delta(&mut self, out: &mut Vec<Chunk>, reasoning: bool, index: u32, delta: &str) {
+        let id = Self::block_id(reasoning, index);
+        let kind = if reasoning { "reasoning" } else { "text" };
+        if !self.open.contains(&(reasoning, index)) {
+            self.open.push((reasoning, index));
+            out.push(Chunk::Json(json!({"type": format!("{kind}-start"), "id": id})));
+        }
+        out.push(Chunk::Json(json!({"type": format!("{kind}-delta"), "id": id, "delta": delta})));
+    }
+
+    fn close_blocks(&mut self, out: &mut Vec<Chunk>) {
+        for (reasoning, index) in self.open.drain(..) {
+            let kind = if reasoning { "reasoning-end" } else { "text-end" };
+            out.push(Chunk::Json(json!({"type": kind, "id": Self::block_id(reasoning, index)})));
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Chunk>, chunk: Value) {
+        self.close_blocks(out);
+        if !self.ended {
+            self.ended = true;
+            out.push(Chunk::Json(chunk));
+        }
+    }
+
+    fn map(&mut self, item: RunItem) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        let event = match item {
+            RunItem::Event(event) => event,
+            RunItem::Outcome(outcome) => {
+                let last = match outcome.ok {
+                    true => json!({"type": "finish", "finishReason": "stop"}),
+                    false => {
+                        json!({"type": "error", "errorText": outcome.error.unwrap_or_default()})
+                    }
+                };
+                self.end(&mut out, last);
+                out.push(Chunk::Done);
+                return out;
+            }
+            RunItem::Stopped => {
+                let message = GatewayError::shutting_down().message;
+                self.end(&mut out, json!({"type": "error", "errorText": message}));
+                out.push(Chunk::Done);
+                return out;
+            }
+        };
+        match &event.kind {
+            EventKind::TurnStart => out.push(Chunk::Json(json!({"type": "start-step"}))),
+            EventKind::TurnEnd => {
+                self.close_blocks(&mut out);
+                out.push(Chunk::Json(json!({"type": "finish-step"})));
+            }
+            EventKind::Token { delta, content_index } => {
+                self.delta(&mut out, false, *content_index, delta)
+            }
+            EventKind::Thinking { delta, content_index } => {
+                self.delta(&mut out, true, *content_index, delta)
+            }
+            EventKind::MessageComplete { .. } => self.close_blocks(&mut out),
+            EventKind::ToolCallStart { tool_call_id, tool_name } => out.push(Chunk::Json(
+                json!({"type": "tool-input-start", "toolCallId": tool_call_id, "toolName": tool_name}),
+            )),
+            EventKind::ToolCallDelta { tool_call_id, delta } => out.push(Chunk::Json(
+                json!({"type": "tool-input-delta", "toolCallId": tool_call_id, "inputTextDelta": delta}),
+            )),
+            EventKind::ToolCallEnd { tool_call_id, tool_name, args } => {
+                out.push(Chunk::Json(json!({
+                    "type": "tool-input-available",
+                    "toolCallId": tool_call_id,
+                    "toolName": tool_name,
+                    "input": args,
+                })))
+            }
+            EventKind::ToolUpdate { tool_call_id, partial_result, .. } => {
+                out.push(Chunk::Json(json!({
+                    "type": "tool-output-available",
+                    "toolCallId": tool_call_id,
+                    "output": partial_result,
+                    "preliminary": true,
+                })))
+            }
+            EventKind::ToolComplete { tool_call_id, result, is_error: false, .. } => {
+                out.push(Chunk::Json(json!({
+                    "type": "tool-output-available",
+                    "toolCallId": tool_call_id,
+                    "output": result,
+                })))
+            }
+            EventKind::ToolComplete { tool_call_id, result, is_error: true, .. } => {
+                out.push(Chunk::Json(json!({
+                    "type": "tool-output-error",
+                    "toolCallId": tool_call_id,
+                    "errorText": result_text(result),
+                })))
+            }
+            EventKind::Error { error, .. } => {
+                self.end(&mut out, json!({"type": "error", "errorText": error}))
+            }
+            EventKind::Aborted => self.end(&mut out, json!({"type": "abort"})),
+            EventKind::AgentEnd { ok: true, .. } => {
+                self.end(&mut out, json!({"type": "finish", "finishReason": "stop"}))
+            }
+            EventKind::AgentEnd { ok: false, error, .. } => {
+                let text = error.clone().unwrap_or_else(|| "Run failed".into());
+                self.end(&mut out, json!({"type": "error", "errorText": text}))
+            }
+            // The client missed chunks; a transient data part says how many (not kept in the
+            // message).
+            EventKind::Lagged { missed } => out.push(Chunk::Json(
+                json!({"type": "data-lagged", "data": {"missed": missed}, "transient": true}),
+            )),
+            _ => {}
+        }
+        out
+    }
+}
+
+/// The text of a tool result (`{content: [{type: "text", text}]}`), else its JSON.
+fn result_text(result: &Value) -> String {
+    match result.pointer("/content/0/text").and_then(Value::as_str) {
+        Some(text) => text.to_string(),
+        None => result.to_string(),
+    }
+}

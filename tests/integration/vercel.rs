@@ -151,3 +151,19 @@ async fn failed_and_aborted_runs_end_with_error_and_abort() {
     assert_eq!(&kinds[kinds.len() - 2..], ["abort", "[DONE]"], "{kinds:?}");
     assert!(!kinds.contains(&"finish".to_string()));
 }
+
+#[tokio::test]
+async fn heartbeats_keep_a_quiet_chat_stream_open() {
+    let gw = Gateway::with(&[("http.sse_heartbeat", "50ms")]).await;
+    let mut sse = chat(&gw, "h", json!({"text": "slow words\n!delay 400"})).await;
+    let mut heartbeats = 0;
+    let mut done = false;
+    while let Some(frame) = sse.next().await {
+        match frame {
+            Frame::Comment => heartbeats += 1,
+            Frame::Event { data, .. } => done |= data == "[DONE]",
+        }
+    }
+    assert!(done, "the stream still ends with [DONE]");
+    assert!(heartbeats > 0, "`:` comments while the model is quiet");
+}

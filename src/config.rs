@@ -53,7 +53,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
-    pub models: Vec<toml::Table>,
+    /// The model registry beside the top-level `provider`/`model` (see [`ModelConfig`]).
+    pub models: Vec<ModelConfig>,
     pub tokens: Vec<toml::Table>,
     /// The file the config was read from (tools must never read it).
     #[serde(skip)]
@@ -104,6 +105,55 @@ pub struct AgentConfig {
     /// Delay between the echo model's tokens.
     #[serde(with = "duration_str")]
     pub echo_token_delay: Duration,
+    /// Retries of a model call that failed with 429, 5xx or a connection error.
+    pub max_retries: u32,
+    /// First retry delay; it doubles each attempt (with jitter) up to `retry_max_delay`.
+    #[serde(with = "duration_str")]
+    pub retry_base_delay: Duration,
+    #[serde(with = "duration_str")]
+    pub retry_max_delay: Duration,
+    /// One model call, from request to its last event.
+    #[serde(with = "duration_str")]
+    pub call_timeout: Duration,
+    /// One whole run (all its model calls and tools).
+    #[serde(with = "duration_str")]
+    pub run_timeout: Duration,
+}
+
+/// One entry of the model registry (`[[models]]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `openai` (any OpenAI-compatible Chat Completions API) or `anthropic`.
+    pub provider: String,
+    /// The model id sent to the API.
+    pub id: String,
+    /// Shown by `GET /models`; defaults to the id.
+    #[serde(default)]
+    pub name: String,
+    /// API base URL (e.g. `http://localhost:11434/v1` for Ollama); empty: the provider's own.
+    #[serde(default)]
+    pub base_url: String,
+    /// The API key; empty: `api_key_env`, else `openai_api_key` / `anthropic_api_key`.
+    #[serde(default)]
+    pub api_key: String,
+    /// Environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: String,
+    /// Context window in tokens (compaction starts near it).
+    #[serde(default = "default_context_window")]
+    pub context_window: u64,
+    /// Largest reply in tokens (Anthropic requires one).
+    #[serde(default = "default_max_output_tokens")]
+    pub max_output_tokens: u32,
+}
+
+fn default_context_window() -> u64 {
+    128_000
+}
+
+fn default_max_output_tokens() -> u32 {
+    8192
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -184,7 +234,15 @@ impl Default for HttpConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        Self { max_steps: 32, echo_token_delay: Duration::ZERO }
+        Self {
+            max_steps: 32,
+            echo_token_delay: Duration::ZERO,
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(10 * 60),
+            run_timeout: Duration::from_secs(60 * 60),
+        }
     }
 }
 
@@ -262,6 +320,16 @@ impl Config {
             ConfigError(format!("{origin}: {}", e.message()))
         })?;
         config.config_file = sources.file.clone();
+        for (index, model) in config.models.iter_mut().enumerate() {
+            if model.api_key.is_empty() && !model.api_key_env.is_empty() {
+                model.api_key = sources.env.get(&model.api_key_env).cloned().ok_or_else(|| {
+                    ConfigError(format!(
+                        "models[{index}].api_key_env: {} is not set",
+                        model.api_key_env
+                    ))
+                })?;
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -313,8 +381,26 @@ impl Config {
                 "[[tokens]] (scoped tokens) are not implemented yet; use bearer_token".into()
             );
         }
-        if !self.models.is_empty() {
-            return err("[[models]] (the model registry) is not implemented yet".into());
+        for (index, model) in self.models.iter().enumerate() {
+            if !matches!(model.provider.as_str(), "openai" | "anthropic") {
+                return err(format!(
+                    "models[{index}].provider {:?}: use \"openai\" or \"anthropic\"",
+                    model.provider
+                ));
+            }
+            if model.id.is_empty() || model.id.contains(['\n', '\r']) {
+                return err(format!("models[{index}].id must be a model name"));
+            }
+            let same = |m: &ModelConfig| m.provider == model.provider && m.id == model.id;
+            if self.models[..index].iter().any(same) {
+                return err(format!(
+                    "models[{index}]: {}/{} is listed twice",
+                    model.provider, model.id
+                ));
+            }
+        }
+        if self.agent.call_timeout.is_zero() || self.agent.run_timeout.is_zero() {
+            return err("agent.call_timeout and agent.run_timeout must be greater than zero".into());
         }
         if !self.tls.cert.is_empty() || !self.tls.key.is_empty() {
             return err("tls.cert / tls.key are not implemented yet; run behind a TLS proxy".into());
@@ -322,9 +408,14 @@ impl Config {
         Ok(())
     }
 
-    /// The model id new sessions use.
+    /// The model id new sessions use: `model`, else the provider's default.
     pub fn model_id(&self) -> &str {
-        if self.model.is_empty() { &self.provider } else { &self.model }
+        match (self.model.as_str(), self.provider.as_str()) {
+            ("", "openai") => "gpt-4o-mini",
+            ("", "anthropic") => "claude-sonnet-4-5",
+            ("", provider) => provider,
+            (model, _) => model,
+        }
     }
 }
 

@@ -65,6 +65,11 @@ async fn main() -> ExitCode {
         };
     let addr = format!("{}:{}", config.bind, config.port);
     let model = format!("{}/{}", config.provider, config.model_id());
+    let base_url = if config.base_url.is_empty() {
+        "the provider's own".to_string()
+    } else {
+        config.base_url.clone()
+    };
     let state = match AppState::open(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -82,10 +87,11 @@ async fn main() -> ExitCode {
     if model == "echo/echo" {
         info!(
             model,
-            "using the built-in echo model (set GATEWAY_PROVIDER/GATEWAY_MODEL for a real one)"
+            "using the built-in echo model (set GATEWAY_PROVIDER=openai|anthropic, GATEWAY_MODEL \
+             and OPENAI_API_KEY / ANTHROPIC_API_KEY, or GATEWAY_BASE_URL for a local server)"
         );
     } else {
-        info!(model, "model");
+        info!(model, base_url = %base_url, "default model");
     }
     match server::run(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,20 +6,21 @@
 //! the same step, so what a subscriber sees and what `state` returns never disagree.
 
 pub mod echo;
+pub mod genai_provider;
 pub mod provider;
 pub mod tools;
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ModelConfig};
 use crate::session::event::EventKind;
 use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
-use provider::{ModelInfo, ModelRequest, Provider, ProviderEvent};
+use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
 use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
 
 /// Error result given to tool calls cut short by an abort.
@@ -37,8 +38,9 @@ pub trait RunHost: Send + Sync {
     /// Moves steering messages that arrived into history and returns how many. With
     /// `close_if_none`, an empty inbox marks the run as closing, so later steers queue instead.
     fn take_steering(&self, close_if_none: bool) -> usize;
-    /// Why a cancelled run was cut short, when it was not an abort (e.g. shutdown).
-    fn interrupted(&self) -> Option<String>;
+    /// Why a cancelled run was cut short, when it was not an abort: `(code, message)`, e.g.
+    /// `("interrupted", "interrupted by shutdown")` or `("timeout", ...)`.
+    fn interrupted(&self) -> Option<(String, String)>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,13 +58,23 @@ pub struct RunEnd {
     pub usage: Usage,
 }
 
+/// A model of the registry and the provider that serves it.
+struct ModelEntry {
+    info: ModelInfo,
+    provider: Arc<dyn Provider>,
+}
+
 /// Providers, tools and limits shared by every run.
 pub struct Agent {
-    providers: HashMap<String, Arc<dyn Provider>>,
+    models: Vec<ModelEntry>,
     tools: Vec<Arc<dyn Tool>>,
     max_steps: usize,
     system_prompt: String,
     default_model: ModelRef,
+    max_retries: u32,
+    retry_base_delay: Duration,
+    retry_max_delay: Duration,
+    call_timeout: Duration,
 }
 
 /// Checks the provider settings at start-up.
@@ -70,10 +82,7 @@ pub fn validate_provider(config: &Config) -> Result<(), String> {
     match config.provider.as_str() {
         "echo" if config.model_id() == "echo" => Ok(()),
         "echo" => Err(format!("model {:?} is not an echo model (use \"echo\")", config.model)),
-        "openai" | "anthropic" => Err(format!(
-            "provider {} is not implemented yet; only the built-in echo provider is available",
-            config.provider
-        )),
+        "openai" | "anthropic" => Ok(()),
         other => Err(format!("unknown provider {other:?} (echo, openai, anthropic)")),
     }
 }
@@ -82,6 +91,43 @@ impl Agent {
     pub fn from_config(config: &Config) -> std::io::Result<Self> {
         let echo: Arc<dyn Provider> =
             Arc::new(echo::EchoProvider::new(config.agent.echo_token_delay));
+        let mut models: Vec<ModelEntry> = echo
+            .models()
+            .into_iter()
+            .map(|info| ModelEntry { info, provider: echo.clone() })
+            .collect();
+        let mut registry = Vec::new();
+        if config.provider != "echo" {
+            registry.push(ModelConfig {
+                provider: config.provider.clone(),
+                id: config.model_id().to_string(),
+                name: String::new(),
+                base_url: config.base_url.clone(),
+                api_key: String::new(),
+                api_key_env: String::new(),
+                context_window: 128_000,
+                max_output_tokens: 8192,
+            });
+        }
+        for model in &config.models {
+            match registry.iter_mut().find(|m| m.provider == model.provider && m.id == model.id) {
+                // A `[[models]]` entry for the default model refines it.
+                Some(existing) => *existing = model.clone(),
+                None => registry.push(model.clone()),
+            }
+        }
+        for model in registry {
+            let key = match (model.api_key.is_empty(), model.provider.as_str()) {
+                (false, _) => model.api_key.clone(),
+                (true, "anthropic") => config.anthropic_api_key.clone(),
+                (true, _) => config.openai_api_key.clone(),
+            };
+            let provider = Arc::new(
+                genai_provider::GenaiProvider::new(&model, key).map_err(std::io::Error::other)?,
+            );
+            let info = provider.models().remove(0);
+            models.push(ModelEntry { info, provider });
+        }
         let mut forbidden = vec![config.data_dir.clone()];
         forbidden.extend(config.config_file.clone());
         let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
@@ -98,7 +144,7 @@ impl Agent {
             system_prompt.push_str(&config.append_system_prompt);
         }
         Ok(Self {
-            providers: HashMap::from([("echo".to_string(), echo)]),
+            models,
             tools,
             max_steps: config.agent.max_steps,
             system_prompt,
@@ -106,6 +152,10 @@ impl Agent {
                 provider: config.provider.clone(),
                 model_id: config.model_id().to_string(),
             },
+            max_retries: config.agent.max_retries,
+            retry_base_delay: config.agent.retry_base_delay,
+            retry_max_delay: config.agent.retry_max_delay,
+            call_timeout: config.agent.call_timeout,
         })
     }
 
@@ -113,13 +163,21 @@ impl Agent {
         &self.default_model
     }
 
+    /// Every model of the registry, the built-in echo model first.
     pub fn models(&self) -> Vec<ModelInfo> {
-        self.providers.values().flat_map(|p| p.models()).collect()
+        self.models.iter().map(|m| m.info.clone()).collect()
+    }
+
+    fn provider(&self, model: &ModelRef) -> Option<&Arc<dyn Provider>> {
+        self.models
+            .iter()
+            .find(|m| m.info.provider == model.provider && m.info.model_id == model.model_id)
+            .map(|m| &m.provider)
     }
 
     /// Whether a model reference names a known model.
     pub fn has_model(&self, model: &ModelRef) -> bool {
-        self.models().iter().any(|m| m.provider == model.provider && m.model_id == model.model_id)
+        self.provider(model).is_some()
     }
 
     /// Runs one user message to its end. The user message is already in the host's history.
@@ -132,7 +190,7 @@ impl Agent {
     ) -> RunEnd {
         let mut usage = Usage::default();
         let mut response = String::new();
-        let Some(provider) = self.providers.get(&model.provider) else {
+        let Some(provider) = self.provider(model) else {
             let error = format!("Model not found: {}/{}", model.provider, model.model_id);
             return failed(error, "model_error", response, usage);
         };
@@ -154,17 +212,26 @@ impl Agent {
                 tools: specs.clone(),
                 thinking,
             };
-            let mut stream = provider.stream(request);
+            let Some((first, mut stream, deadline)) =
+                self.open_call(host, provider, &request, cancel).await
+            else {
+                return stopped(host, &[], true, response, usage);
+            };
+            let mut pending = Some(first);
             // Tool calls the model opened this turn: (id, name, args once complete).
             let mut calls: Vec<(String, String, Option<Value>)> = Vec::new();
             loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => {
-                        drop(stream);
-                        return stopped(host, &calls, true, response, usage);
-                    }
-                    item = stream.next() => item,
+                let item = match pending.take() {
+                    Some(item) => item,
+                    None => tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => {
+                            drop(stream);
+                            return stopped(host, &calls, true, response, usage);
+                        }
+                        _ = tokio::time::sleep_until(deadline) => Some(Err(self.timed_out())),
+                        item = stream.next() => item,
+                    },
                 };
                 match item {
                     None => break,
@@ -244,6 +311,73 @@ impl Agent {
         RunEnd { status: RunStatus::Completed, response, usage }
     }
 
+    fn timed_out(&self) -> ProviderError {
+        ProviderError::fatal(format!(
+            "model call timed out after {} (agent.call_timeout)",
+            humantime::format_duration(self.call_timeout)
+        ))
+    }
+
+    /// Starts a model call and waits for its first item, retrying calls that fail before
+    /// they stream anything with 429, 5xx or a connection error (backoff with jitter, or the
+    /// server's `Retry-After`), as `retry_start` / `retry_end`. None when cancelled.
+    async fn open_call(
+        &self,
+        host: &dyn RunHost,
+        provider: &Arc<dyn Provider>,
+        request: &ModelRequest,
+        cancel: &CancellationToken,
+    ) -> Option<(Option<Result<ProviderEvent, ProviderError>>, ProviderStream, tokio::time::Instant)>
+    {
+        let mut attempt = 0u32;
+        loop {
+            let deadline = tokio::time::Instant::now() + self.call_timeout;
+            let mut stream = provider.stream(request.clone());
+            let first = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep_until(deadline) => Some(Err(self.timed_out())),
+                first = stream.next() => first,
+            };
+            match first {
+                Some(Err(error)) if error.retryable && attempt < self.max_retries => {
+                    attempt += 1;
+                    let delay = error.retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    host.emit(EventKind::RetryStart {
+                        attempt,
+                        max_attempts: self.max_retries,
+                        delay_ms: delay.as_millis() as u64,
+                        error: error.message,
+                    });
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                mut first => {
+                    if attempt > 0 {
+                        let success = !matches!(first, Some(Err(_)));
+                        host.emit(EventKind::RetryEnd { attempt, success });
+                        if let Some(Err(error)) = first.as_mut() {
+                            error.message = format!("{} (after {attempt} retries)", error.message);
+                        }
+                    }
+                    return Some((first, stream, deadline));
+                }
+            }
+        }
+    }
+
+    /// `retry_base_delay * 2^(attempt-1)`, capped at `retry_max_delay`, with full jitter in
+    /// its upper half so that many sessions retrying together spread out.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.retry_base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let capped = exponential.min(self.retry_max_delay);
+        // A fresh v4 UUID is 122 random bits: enough randomness for jitter without a new crate.
+        let random = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        capped.mul_f64(0.5 + random / 2.0)
+    }
+
     async fn call_tool(
         &self,
         host: &dyn RunHost,
@@ -278,15 +412,15 @@ fn stopped(
 ) -> RunEnd {
     let interrupted = host.interrupted();
     let (code, message) = match &interrupted {
-        Some(reason) => ("interrupted", reason.as_str()),
+        Some((code, message)) => (code.as_str(), message.as_str()),
         None => (ABORTED, "Run aborted"),
     };
     if in_message {
         host.finish_message(Some(Part::Error { code: code.into(), message: message.into() }));
     }
     close_calls(host, calls, if interrupted.is_some() { message } else { ABORTED });
-    match interrupted {
-        Some(error) => failed(error, "interrupted", response, usage),
+    match &interrupted {
+        Some((code, message)) => failed(message.clone(), code, response, usage),
         None => RunEnd { status: RunStatus::Aborted, response, usage },
     }
 }

@@ -40,7 +40,19 @@ impl pb::admin_server::Admin for AdminApi {
         &self,
         _: Request<pb::ListModelsRequest>,
     ) -> Answer<pb::ListModelsResponse> {
-        later("ListModels", "the model registry (agent providers)")
+        let (models, current) = self.state.sessions.models();
+        Ok(Response::new(pb::ListModelsResponse {
+            models: models
+                .into_iter()
+                .map(|m| pb::ModelInfo {
+                    provider: m.provider,
+                    model_id: m.model_id,
+                    display_name: m.display_name,
+                    capabilities: m.capabilities,
+                })
+                .collect(),
+            current: Some(pb::ModelRef { provider: current.provider, model_id: current.model_id }),
+        }))
     }
 
     async fn get_config(&self, _: Request<pb::GetConfigRequest>) -> Answer<pb::GetConfigResponse> {

@@ -3,6 +3,7 @@
 use prost_types::value::Kind;
 use serde_json::Value;
 
+use crate::error::GatewayError;
 use crate::proto as pb;
 use crate::session::event::{Event, EventKind};
 use crate::session::model::*;
@@ -21,6 +22,18 @@ pub fn json(value: &Value) -> prost_types::Value {
         }),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+/// A thinking level from the wire; unspecified or unknown values are INVALID_ARGUMENT.
+pub fn thinking_from(level: i32) -> Result<ThinkingLevel, GatewayError> {
+    Ok(match pb::ThinkingLevel::try_from(level) {
+        Ok(pb::ThinkingLevel::Off) => ThinkingLevel::Off,
+        Ok(pb::ThinkingLevel::Minimal) => ThinkingLevel::Minimal,
+        Ok(pb::ThinkingLevel::Low) => ThinkingLevel::Low,
+        Ok(pb::ThinkingLevel::Medium) => ThinkingLevel::Medium,
+        Ok(pb::ThinkingLevel::High) => ThinkingLevel::High,
+        _ => return Err(ThinkingLevel::invalid(&level.to_string())),
+    })
 }
 
 pub fn thinking(level: ThinkingLevel) -> i32 {

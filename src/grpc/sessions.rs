@@ -137,18 +137,26 @@ impl pb::sessions_server::Sessions for SessionsApi {
         })
     }
 
-    async fn set_model(&self, _: Request<pb::SetModelRequest>) -> Answer<pb::SetModelResponse> {
-        Err(GatewayError::unimplemented(
-            "SetModel arrives with the model registry (agent providers)",
-        )
-        .into())
+    async fn set_model(
+        &self,
+        request: Request<pb::SetModelRequest>,
+    ) -> Answer<pb::SetModelResponse> {
+        let request = request.into_inner();
+        let model = ModelRef { provider: request.provider, model_id: request.model_id };
+        let model = self.state.sessions.set_model(&request.session_key, model).await?;
+        ok(pb::SetModelResponse {
+            model: Some(pb::ModelRef { provider: model.provider, model_id: model.model_id }),
+        })
     }
 
     async fn set_thinking_level(
         &self,
-        _: Request<pb::SetThinkingLevelRequest>,
+        request: Request<pb::SetThinkingLevelRequest>,
     ) -> Answer<pb::SetThinkingLevelResponse> {
-        Err(GatewayError::unimplemented("SetThinkingLevel arrives with the agent providers").into())
+        let request = request.into_inner();
+        let level = convert::thinking_from(request.level)?;
+        let level = self.state.sessions.set_thinking(&request.session_key, level).await?;
+        ok(pb::SetThinkingLevelResponse { level: convert::thinking(level) })
     }
 
     async fn reload_session(

@@ -14,7 +14,9 @@ use super::extract::{
 };
 use crate::app::AppState;
 use crate::error::{ErrorCode, GatewayError};
-use crate::session::model::{HistoryMessage, RunOutcome, SendRequest, Snapshot};
+use crate::session::model::{
+    HistoryMessage, ModelRef, RunOutcome, SendRequest, Snapshot, ThinkingLevel,
+};
 
 type Answer = Result<Response, GatewayError>;
 
@@ -194,4 +196,44 @@ pub async fn history(
 
 pub async fn session_state(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
     Ok(Json(state.sessions.state(&key).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelBody {
+    provider: Option<String>,
+    model_id: Option<String>,
+}
+
+pub async fn set_model(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<ModelBody>,
+) -> Answer {
+    let (Some(provider), Some(model_id)) = (body.provider, body.model_id) else {
+        return Err(GatewayError::invalid("Missing provider or modelId"));
+    };
+    let model = state.sessions.set_model(&key, ModelRef { provider, model_id }).await?;
+    Ok(Json(json!({ "ok": true, "model": model })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ThinkingBody {
+    level: Option<String>,
+}
+
+pub async fn set_thinking(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<ThinkingBody>,
+) -> Answer {
+    let text = body.level.unwrap_or_default();
+    let level = ThinkingLevel::parse(&text).ok_or_else(|| ThinkingLevel::invalid(&text))?;
+    let level = state.sessions.set_thinking(&key, level).await?;
+    Ok(Json(json!({ "ok": true, "level": level })).into_response())
+}
+
+pub async fn models(State(state): State<AppState>) -> Answer {
+    let (models, current) = state.sessions.models();
+    Ok(Json(json!({ "models": models, "current": current })).into_response())
 }

@@ -77,6 +77,39 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Switches the session's model (from the next run on); an unknown model is 404.
+    pub async fn set_model(&self, key: &str, model: ModelRef) -> Result<ModelRef> {
+        if !self.inner.agent.has_model(&model) {
+            return Err(GatewayError::not_found(format!(
+                "Model not found: {}/{}",
+                model.provider, model.model_id
+            )));
+        }
+        let session = self.existing(key).await?;
+        let mut state = session.lock();
+        state.model = model.clone();
+        state.updated_at = now_ms();
+        state.touch();
+        state.emit_state();
+        Ok(model)
+    }
+
+    /// Sets the session's thinking level (from the next model call on).
+    pub async fn set_thinking(&self, key: &str, level: ThinkingLevel) -> Result<ThinkingLevel> {
+        let session = self.existing(key).await?;
+        let mut state = session.lock();
+        state.thinking = level;
+        state.updated_at = now_ms();
+        state.touch();
+        state.emit_state();
+        Ok(level)
+    }
+
+    /// The model registry and the model new sessions get.
+    pub fn models(&self) -> (Vec<crate::agent::provider::ModelInfo>, ModelRef) {
+        (self.inner.agent.models(), self.inner.agent.default_model().clone())
+    }
+
     /// Aborts the running run; whether one was running.
     pub async fn abort(&self, key: &str) -> Result<bool> {
         Ok(self.existing(key).await?.lock().abort())

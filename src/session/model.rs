@@ -150,6 +150,15 @@ impl ThinkingLevel {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|level| level.as_str() == text)
     }
+
+    /// `Invalid thinking level: x (use off, minimal, low, medium, high)`.
+    pub fn invalid(text: &str) -> crate::error::GatewayError {
+        let valid: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+        crate::error::GatewayError::invalid(format!(
+            "Invalid thinking level: {text} (use {})",
+            valid.join(", ")
+        ))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

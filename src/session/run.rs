@@ -58,6 +58,22 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
         }
         let message_id = std::mem::take(&mut queued.message_id);
         debug!(session_key = %session.key, %message_id, "run started");
+        let run_timeout = manager.inner.config.agent.run_timeout;
+        let timer = tokio::spawn({
+            let (session, cancel) = (session.clone(), cancel.clone());
+            async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(run_timeout) => {
+                        let message = format!(
+                            "run timed out after {} (agent.run_timeout)",
+                            humantime::format_duration(run_timeout)
+                        );
+                        session.lock().interrupt("timeout", &message);
+                    }
+                }
+            }
+        });
         let host = Host { session: &session };
         // A bug in a provider or tool must fail this run, not wedge the session for good.
         let end = AssertUnwindSafe(agent.run(&host, &model, thinking, &cancel))
@@ -80,6 +96,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             }
             RunStatus::Aborted => info!(session_key = %session.key, %message_id, "run aborted"),
         }
+        timer.abort();
         session.lock().finish_run(end);
         manager.inner.active_runs.send_modify(|n| *n -= 1);
     }
@@ -106,7 +123,7 @@ impl RunHost for Host<'_> {
         self.session.lock().take_steering(close_if_none)
     }
 
-    fn interrupted(&self) -> Option<String> {
+    fn interrupted(&self) -> Option<(String, String)> {
         self.session.lock().run.as_ref().and_then(|run| run.interrupted.clone())
     }
 }

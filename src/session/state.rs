@@ -106,8 +106,9 @@ pub(crate) struct ActiveRun {
     pub draft: Option<Draft>,
     /// Tool results of the current turn, moved into history at `turn_end`.
     pub pending_tools: Vec<(String, HistoryMessage)>,
-    /// Set when shutdown cut the run short (rather than an abort).
-    pub interrupted: Option<String>,
+    /// Set when shutdown or the run timeout cut the run short (rather than an abort):
+    /// `(code, message)`.
+    pub interrupted: Option<(String, String)>,
 }
 
 impl ActiveRun {
@@ -680,10 +681,10 @@ impl State {
         count
     }
 
-    /// Cuts the running run short for shutdown: it ends with an `interrupted` error.
-    pub fn interrupt(&mut self, reason: &str) {
+    /// Cuts the running run short (shutdown, run timeout): it ends with an error `code`.
+    pub fn interrupt(&mut self, code: &str, reason: &str) {
         if let Some(run) = self.run.as_mut() {
-            run.interrupted = Some(reason.to_string());
+            run.interrupted = Some((code.to_string(), reason.to_string()));
             run.cancel.cancel();
         }
     }

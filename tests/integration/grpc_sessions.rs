@@ -208,14 +208,9 @@ async fn subscribe_starts_with_hello_and_resumes_after_seq() {
 async fn rpcs_still_to_come_are_unimplemented() {
     let gw = Gateway::start().await;
     let mut client = gw.sessions().await;
-    let model = client.set_model(pb::SetModelRequest::default()).await.unwrap_err();
-    let thinking =
-        client.set_thinking_level(pb::SetThinkingLevelRequest::default()).await.unwrap_err();
     let reload = client.reload_session(pb::ReloadSessionRequest::default()).await.unwrap_err();
-    for status in [model, thinking, reload] {
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(status.message().starts_with("Not implemented yet:"), "{}", status.message());
-    }
+    assert_eq!(reload.code(), Code::Unimplemented);
+    assert!(reload.message().starts_with("Not implemented yet:"), "{}", reload.message());
     let mut memory = pb::memory_client::MemoryClient::new(gw.channel().await);
     let status = memory.search(pb::SearchMemoryRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
@@ -226,4 +221,43 @@ async fn rpcs_still_to_come_are_unimplemented() {
         admin.get_config(pb::GetConfigRequest {}).await.unwrap_err().code(),
         Code::Unimplemented
     );
+}
+
+#[tokio::test]
+async fn models_and_thinking_levels_over_grpc() {
+    let gw = Gateway::start().await;
+    let mut admin = pb::admin_client::AdminClient::new(gw.channel().await);
+    let models = admin.list_models(pb::ListModelsRequest {}).await.unwrap().into_inner();
+    assert_eq!(models.models[0].model_id, "echo");
+    assert_eq!(models.current.unwrap().provider, "echo");
+    let mut client = gw.sessions().await;
+    let set = |provider: &str, model: &str| pb::SetModelRequest {
+        session_key: key("main"),
+        provider: provider.into(),
+        model_id: model.into(),
+    };
+    let model = client.set_model(set("echo", "echo")).await.unwrap().into_inner();
+    assert_eq!(model.model.unwrap().model_id, "echo");
+    let unknown = client.set_model(set("openai", "nope")).await.unwrap_err();
+    assert_eq!(
+        (unknown.code(), unknown.message()),
+        (Code::NotFound, "Model not found: openai/nope")
+    );
+    let level = pb::SetThinkingLevelRequest {
+        session_key: key("main"),
+        level: pb::ThinkingLevel::High as i32,
+    };
+    let answer = client.set_thinking_level(level).await.unwrap().into_inner();
+    assert_eq!(answer.level, pb::ThinkingLevel::High as i32);
+    let session = client.get_session(pb::GetSessionRequest { session_key: key("main") }).await;
+    let snapshot = session.unwrap().into_inner().session.unwrap();
+    assert_eq!(snapshot.thinking_level, pb::ThinkingLevel::High as i32);
+    let unspecified = pb::SetThinkingLevelRequest { session_key: key("main"), level: 0 };
+    let error = client.set_thinking_level(unspecified).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let missing = client.set_thinking_level(pb::SetThinkingLevelRequest {
+        session_key: key("nobody"),
+        level: pb::ThinkingLevel::Low as i32,
+    });
+    assert_eq!(missing.await.unwrap_err().code(), Code::NotFound);
 }

@@ -11,6 +11,7 @@ mod golden;
 mod grpc_chat;
 mod grpc_sessions;
 mod grpcurl;
+mod providers;
 mod queue;
 mod rest;
 mod sse;

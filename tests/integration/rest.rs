@@ -213,7 +213,7 @@ async fn features_still_to_come_answer_501() {
     let gw = Gateway::start().await;
     for (path, body) in [
         ("/sessions/main/commands", json!({"command": "help"})),
-        ("/sessions/main/model", json!({"provider": "echo", "modelId": "echo"})),
+        ("/sessions/main/reload", json!({})),
         ("/memory/search", json!({"query": "x"})),
     ] {
         let (status, body) = gw.post(path, body).await;
@@ -221,7 +221,6 @@ async fn features_still_to_come_answer_501() {
         assert_eq!(body["code"], "unimplemented");
         assert!(text_of(&body["error"]).starts_with("Not implemented yet: "), "{body}");
     }
-    assert_eq!(gw.get("/models").await.0, 501);
     let (status, body) =
         gw.post("/sessions/main/messages", json!({"text": "hi", "idempotencyKey": "k1"})).await;
     assert_eq!(status, 501, "an idempotency key is refused, never ignored: {body}");
@@ -393,4 +392,31 @@ async fn grpc_web_over_http1_on_the_same_port() {
     let trailers = String::from_utf8_lossy(&body[5 + length + 5..]).to_lowercase();
     assert_eq!(body[5 + length], 0x80, "then the trailer frame");
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
+}
+
+#[tokio::test]
+async fn models_model_and_thinking_routes() {
+    let gw = Gateway::start().await;
+    let (status, body) = gw.get("/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["current"], json!({"provider": "echo", "modelId": "echo"}));
+    assert_eq!(body["models"][0]["modelId"], "echo");
+    assert!(body["models"][0]["displayName"].is_string());
+    let (status, body) =
+        gw.post("/sessions/main/model", json!({"provider": "echo", "modelId": "echo"})).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"ok": true, "model": {"provider": "echo", "modelId": "echo"}}))
+    );
+    let (status, body) =
+        gw.post("/sessions/main/model", json!({"provider": "openai", "modelId": "x"})).await;
+    assert_eq!((status, text_of(&body["error"])), (404, "Model not found: openai/x".into()));
+    assert_eq!(gw.post("/sessions/main/model", json!({"provider": "echo"})).await.0, 400);
+    let (status, body) = gw.post("/sessions/main/thinking", json!({"level": "medium"})).await;
+    assert_eq!((status, body), (200, json!({"ok": true, "level": "medium"})));
+    assert_eq!(gw.get("/sessions/main").await.1["session"]["thinkingLevel"], "medium");
+    let (status, body) = gw.post("/sessions/main/thinking", json!({"level": "max"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "Invalid thinking level: max (use off, minimal, low, medium, high)");
+    assert_eq!(gw.post("/sessions/nobody/thinking", json!({"level": "low"})).await.0, 404);
 }

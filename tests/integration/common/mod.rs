@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod mock_model;
 pub mod process;
 
 use std::collections::HashMap;

@@ -15,6 +15,7 @@ mod providers;
 mod queue;
 mod rest;
 mod sse;
+mod tools;
 mod v1;
 mod vercel;
 mod webhook;

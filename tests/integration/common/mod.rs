@@ -50,7 +50,10 @@ impl Gateway {
             ("workspace".to_string(), workspace.path().display().to_string()),
             ("data_dir".to_string(), data.path().display().to_string()),
         ];
-        overrides.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // `{workspace}` in a value stands for the test's workspace directory.
+        let ws = workspace.path().display().to_string();
+        overrides
+            .extend(settings.iter().map(|(k, v)| (k.to_string(), v.replace("{workspace}", &ws))));
         let config = Config::load(&Sources { file: None, env: HashMap::new(), overrides })
             .expect("test config is valid");
         let state = AppState::open(config).await.expect("state builds");

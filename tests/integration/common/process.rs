@@ -32,7 +32,14 @@ fn command(dir: &Path, args: &[&str]) -> Command {
 impl Process {
     /// Starts the gateway with `dir/data` as its data dir and waits until it listens.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = command(dir, args).stderr(Stdio::piped()).spawn().unwrap();
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// Like [`start`](Self::start), with these environment variables set.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = command(dir, args);
+        command.envs(env.iter().copied());
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

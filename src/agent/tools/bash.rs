@@ -1,0 +1,175 @@
+//! `bash`: runs a command in the workspace with a scrubbed environment (no API keys, no
+//! gateway settings), a timeout, partial output streamed as `tool_update`, and its whole
+//! process group killed when the command ends, times out, or the run is aborted (the tool's
+//! future is dropped then, and the guard kills the group).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::{Tool, ToolContext, ToolOutput, Workspace, truncate};
+use crate::agent::provider::ToolSpec;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Partial output goes out at most this often.
+const UPDATE_EVERY: Duration = Duration::from_millis(200);
+
+pub struct Bash {
+    spec: ToolSpec,
+    workspace: Arc<Workspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    command: String,
+    /// Seconds; default 120, at most 600.
+    timeout: Option<u64>,
+}
+
+/// Kills the command's process group when dropped: on abort, timeout, or after it exited
+/// (so background children do not outlive it).
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Bash {
+    pub fn new(workspace: Arc<Workspace>) -> Self {
+        let spec = ToolSpec {
+            name: "bash".into(),
+            description: "Run a bash command in the workspace directory. Returns stdout and \
+                          stderr (long output keeps its end) and the exit code. Optional \
+                          timeout in seconds (default 120, max 600)."
+                .into(),
+            parameters: json!({"type": "object", "properties": {
+                "command": {"type": "string"},
+                "timeout": {"type": "integer", "minimum": 1, "maximum": 600}
+            }, "required": ["command"], "additionalProperties": false}),
+        };
+        Self { spec, workspace }
+    }
+
+    async fn run(&self, args: Value, ctx: ToolContext<'_>) -> ToolOutput {
+        let args: Args = match serde_json::from_value(args) {
+            Ok(args) => args,
+            Err(e) => return ToolOutput::error(format!("Invalid arguments for bash: {e}")),
+        };
+        let timeout =
+            args.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
+        let root = self.workspace.root();
+        let mut command = tokio::process::Command::new("bash");
+        command
+            .arg("-c")
+            .arg(&args.command)
+            .current_dir(root)
+            // Nothing of the gateway's environment (API keys, tokens) reaches the command.
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", root)
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "dumb")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => return ToolOutput::error(format!("Cannot run bash: {e}")),
+        };
+        let _group = GroupGuard(child.id().map(|id| Pid::from_raw(id as i32)));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        if let Some(stdout) = child.stdout.take() {
+            forward(stdout, tx.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            forward(stderr, tx.clone());
+        }
+        drop(tx);
+        let mut output = Vec::new();
+        let mut last_update = Instant::now();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let status = loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => {
+                        output.extend_from_slice(&chunk);
+                        if last_update.elapsed() >= UPDATE_EVERY {
+                            last_update = Instant::now();
+                            let text = truncate(&String::from_utf8_lossy(&output), true);
+                            (ctx.update)(json!({"content": [{"type": "text", "text": text}]}));
+                        }
+                    }
+                    // Both pipes closed: the command is done with its output.
+                    None => break child.wait().await,
+                },
+                status = child.wait() => {
+                    // Whatever is still buffered in the pipes comes next; a background child
+                    // holding them open does not keep the tool waiting.
+                    let drain = async { while let Some(chunk) = rx.recv().await { output.extend_from_slice(&chunk); } };
+                    let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+                    break status;
+                }
+                _ = &mut deadline => {
+                    let text = String::from_utf8_lossy(&output).into_owned();
+                    return ToolOutput::error(format!(
+                        "{}\nCommand timed out after {} s and was killed",
+                        truncate(&text, true),
+                        timeout.as_secs()
+                    ));
+                }
+            }
+        };
+        let text = truncate(&String::from_utf8_lossy(&output), true);
+        match status {
+            Ok(status) if status.success() => {
+                ToolOutput::text(if text.is_empty() { "(no output)".to_string() } else { text })
+            }
+            Ok(status) => {
+                let code = status.code().map_or("a signal".to_string(), |c| c.to_string());
+                ToolOutput::error(format!("{text}\nExit code {code}"))
+            }
+            Err(e) => ToolOutput::error(format!("{text}\nCannot wait for bash: {e}")),
+        }
+    }
+}
+
+/// Sends what `reader` yields, chunk by chunk, until it ends.
+fn forward(
+    mut reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 8192];
+        while let Ok(read) = reader.read(&mut buffer).await {
+            if read == 0 || tx.send(buffer[..read].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Tool for Bash {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(self.run(args, ctx))
+    }
+}

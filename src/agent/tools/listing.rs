@@ -1,0 +1,365 @@
+//! `ls`, `find` and `grep`: looking around the workspace without changing it. Walks never
+//! follow symlinks and never enter the gateway's own files; results are capped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Tool, ToolContext, ToolOutput, Workspace, truncate};
+use crate::agent::provider::ToolSpec;
+
+const DEFAULT_LIMIT: usize = 500;
+/// Files larger than this are not searched by `grep`.
+const GREP_MAX_FILE: u64 = 4 * 1024 * 1024;
+
+fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, ToolOutput> {
+    serde_json::from_value(args)
+        .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
+}
+
+/// The directory to start from: `path` (default the workspace root).
+fn start(workspace: &Workspace, path: Option<&str>) -> Result<PathBuf, ToolOutput> {
+    match path.filter(|p| !p.is_empty() && *p != ".") {
+        Some(path) => workspace.resolve(path).map_err(ToolOutput::error),
+        None => Ok(workspace.root().to_path_buf()),
+    }
+}
+
+/// Files and directories under `dir` (depth first, sorted), skipping the gateway's own files
+/// and not following symlinks; stops after `limit` entries.
+fn walk(workspace: &Workspace, dir: &Path, limit: usize, out: &mut Vec<(PathBuf, bool)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if out.len() >= limit {
+            return;
+        }
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { continue };
+        if workspace.is_forbidden(&path) || entry.file_name() == ".git" {
+            continue;
+        }
+        out.push((path.clone(), kind.is_dir()));
+        if kind.is_dir() {
+            walk(workspace, &path, limit, out);
+        }
+    }
+}
+
+/// A glob (`*`, `?`, `**`) as a regex over the path relative to the search root; a pattern
+/// without `/` matches file names.
+fn glob_regex(pattern: &str) -> Result<regex::Regex, String> {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                    re.push_str("(?:.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| format!("Invalid pattern {pattern:?}: {e}"))
+}
+
+fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
+    ToolSpec { name: name.into(), description: description.into(), parameters }
+}
+
+pub struct Ls {
+    spec: ToolSpec,
+    workspace: Arc<Workspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LsArgs {
+    path: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Ls {
+    pub fn new(workspace: Arc<Workspace>) -> Self {
+        let spec = spec(
+            "ls",
+            "List a directory of the workspace (default: its root). Directories end with /, symlinks with @.",
+            json!({"type": "object", "properties": {
+                "path": {"type": "string", "description": "Directory relative to the workspace"},
+                "limit": {"type": "integer", "minimum": 1}
+            }, "additionalProperties": false}),
+        );
+        Self { spec, workspace }
+    }
+}
+
+fn ls(workspace: &Workspace, args: Value) -> ToolOutput {
+    let args: LsArgs = match parse("ls", args) {
+        Ok(args) => args,
+        Err(e) => return e,
+    };
+    let dir = match start(workspace, args.path.as_deref()) {
+        Ok(dir) => dir,
+        Err(e) => return e,
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return ToolOutput::error(format!("Cannot list {}: {e}", workspace.display(&dir)));
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !workspace.is_forbidden(&e.path()))
+        .map(|e| {
+            let suffix = match e.file_type() {
+                Ok(t) if t.is_dir() => "/",
+                Ok(t) if t.is_symlink() => "@",
+                _ => "",
+            };
+            format!("{}{suffix}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    names.sort();
+    let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
+    let more = names.len().saturating_sub(limit);
+    names.truncate(limit);
+    let mut text =
+        if names.is_empty() { "(empty directory)".to_string() } else { names.join("\n") };
+    if more > 0 {
+        text.push_str(&format!("\n[{more} more entries not shown; raise limit]"));
+    }
+    ToolOutput::text(text)
+}
+
+impl Tool for Ls {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, _: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        blocking(self.workspace.clone(), args, ls)
+    }
+}
+
+/// Runs a file-walking tool on the blocking pool (it does synchronous I/O).
+fn blocking(
+    workspace: Arc<Workspace>,
+    args: Value,
+    run: fn(&Workspace, Value) -> ToolOutput,
+) -> BoxFuture<'static, ToolOutput> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || run(&workspace, args))
+            .await
+            .unwrap_or_else(|e| ToolOutput::error(format!("tool failed: {e}")))
+    })
+}
+
+pub struct Find {
+    spec: ToolSpec,
+    workspace: Arc<Workspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindArgs {
+    pattern: String,
+    path: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Find {
+    pub fn new(workspace: Arc<Workspace>) -> Self {
+        let spec = spec(
+            "find",
+            "Find files by glob pattern (e.g. *.rs, src/**/*.toml) under a directory of the workspace.",
+            json!({"type": "object", "properties": {
+                "pattern": {"type": "string"},
+                "path": {"type": "string", "description": "Directory relative to the workspace"},
+                "limit": {"type": "integer", "minimum": 1}
+            }, "required": ["pattern"], "additionalProperties": false}),
+        );
+        Self { spec, workspace }
+    }
+}
+
+fn find(workspace: &Workspace, args: Value) -> ToolOutput {
+    let args: FindArgs = match parse("find", args) {
+        Ok(args) => args,
+        Err(e) => return e,
+    };
+    let root = match start(workspace, args.path.as_deref()) {
+        Ok(root) => root,
+        Err(e) => return e,
+    };
+    let regex = match glob_regex(&args.pattern) {
+        Ok(regex) => regex,
+        Err(e) => return ToolOutput::error(e),
+    };
+    let by_name = !args.pattern.contains('/');
+    let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
+    let mut entries = Vec::new();
+    walk(workspace, &root, 100_000, &mut entries);
+    let found: Vec<String> = entries
+        .iter()
+        .filter(|(path, _)| {
+            let relative = path.strip_prefix(&root).unwrap_or(path).to_string_lossy().to_string();
+            let subject = if by_name {
+                path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+            } else {
+                relative
+            };
+            regex.is_match(&subject)
+        })
+        .map(|(path, dir)| format!("{}{}", workspace.display(path), if *dir { "/" } else { "" }))
+        .take(limit)
+        .collect();
+    if found.is_empty() {
+        return ToolOutput::text(format!("No files match {}", args.pattern));
+    }
+    ToolOutput::text(truncate(&found.join("\n"), false))
+}
+
+impl Tool for Find {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, _: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        blocking(self.workspace.clone(), args, find)
+    }
+}
+
+pub struct Grep {
+    spec: ToolSpec,
+    workspace: Arc<Workspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GrepArgs {
+    pattern: String,
+    path: Option<String>,
+    /// Only files whose name matches this glob.
+    glob: Option<String>,
+    ignore_case: Option<bool>,
+    /// The pattern is plain text, not a regex.
+    literal: Option<bool>,
+    limit: Option<usize>,
+}
+
+impl Grep {
+    pub fn new(workspace: Arc<Workspace>) -> Self {
+        let spec = spec(
+            "grep",
+            "Search file contents of the workspace for a regex (or literal text); answers path:line: text.",
+            json!({"type": "object", "properties": {
+                "pattern": {"type": "string"},
+                "path": {"type": "string", "description": "File or directory relative to the workspace"},
+                "glob": {"type": "string", "description": "Only files whose name matches, e.g. *.rs"},
+                "ignoreCase": {"type": "boolean"},
+                "literal": {"type": "boolean"},
+                "limit": {"type": "integer", "minimum": 1}
+            }, "required": ["pattern"], "additionalProperties": false}),
+        );
+        Self { spec, workspace }
+    }
+}
+
+fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
+    let args: GrepArgs = match parse("grep", args) {
+        Ok(args) => args,
+        Err(e) => return e,
+    };
+    let root = match start(workspace, args.path.as_deref()) {
+        Ok(root) => root,
+        Err(e) => return e,
+    };
+    let source = if args.literal.unwrap_or(false) {
+        regex::escape(&args.pattern)
+    } else {
+        args.pattern.clone()
+    };
+    let regex = match regex::RegexBuilder::new(&source)
+        .case_insensitive(args.ignore_case.unwrap_or(false))
+        .build()
+    {
+        Ok(regex) => regex,
+        Err(e) => return ToolOutput::error(format!("Invalid pattern: {e}")),
+    };
+    let names = match args.glob.as_deref().map(glob_regex).transpose() {
+        Ok(names) => names,
+        Err(e) => return ToolOutput::error(e),
+    };
+    let files: Vec<PathBuf> = if root.is_file() {
+        vec![root.clone()]
+    } else {
+        let mut entries = Vec::new();
+        walk(workspace, &root, 100_000, &mut entries);
+        entries.into_iter().filter(|(_, dir)| !dir).map(|(p, _)| p).collect()
+    };
+    let limit = args.limit.unwrap_or(200);
+    let mut matches = Vec::new();
+    'files: for file in files {
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if names.as_ref().is_some_and(|n| !n.is_match(&name)) {
+            continue;
+        }
+        if std::fs::metadata(&file).map(|m| m.len() > GREP_MAX_FILE).unwrap_or(true) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        if bytes.contains(&0) {
+            continue; // binary
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (number, line) in text.lines().enumerate() {
+            if regex.is_match(line) {
+                let line: String = line.chars().take(300).collect();
+                matches.push(format!("{}:{}: {line}", workspace.display(&file), number + 1));
+                if matches.len() >= limit {
+                    matches.push(format!("[stopped after {limit} matches; raise limit]"));
+                    break 'files;
+                }
+            }
+        }
+    }
+    if matches.is_empty() {
+        return ToolOutput::text(format!("No matches for {}", args.pattern));
+    }
+    ToolOutput::text(truncate(&matches.join("\n"), false))
+}
+
+impl Tool for Grep {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, _: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        blocking(self.workspace.clone(), args, grep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_regex("*.rs").unwrap().is_match("main.rs"));
+        assert!(!glob_regex("*.rs").unwrap().is_match("src/main.rs"));
+        assert!(glob_regex("src/**/*.rs").unwrap().is_match("src/a/b/c.rs"));
+        assert!(glob_regex("src/**/*.rs").unwrap().is_match("src/c.rs"));
+        assert!(glob_regex("a?c.txt").unwrap().is_match("abc.txt"));
+        assert!(!glob_regex("a.txt").unwrap().is_match("abtxt"));
+    }
+}

@@ -23,6 +23,9 @@ use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel,
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
 use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
 
+/// Project instructions in the workspace that join the system prompt.
+pub const CONTEXT_FILE: &str = "AGENTS.md";
+
 /// Error result given to tool calls cut short by an abort.
 pub const ABORTED: &str = "aborted";
 
@@ -32,6 +35,8 @@ pub trait RunHost: Send + Sync {
     fn emit(&self, event: EventKind);
     /// The conversation so far, for the next model call.
     fn context(&self) -> Vec<HistoryMessage>;
+    /// The session's system prompt (read again by a reload), for the next model call.
+    fn system_prompt(&self) -> String;
     /// Moves the draft assistant message into history (with `error` as a last part, when cut
     /// short), emits `message_complete`, and returns the message's text.
     fn finish_message(&self, error: Option<Part>) -> String;
@@ -70,6 +75,7 @@ pub struct Agent {
     tools: Vec<Arc<dyn Tool>>,
     max_steps: usize,
     system_prompt: String,
+    workspace: Arc<Workspace>,
     default_model: ModelRef,
     max_retries: u32,
     retry_base_delay: Duration,
@@ -133,7 +139,8 @@ impl Agent {
         let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
             std::io::Error::new(e.kind(), format!("workspace {}: {e}", config.workspace.display()))
         })?);
-        let tools = ToolSet::parse(&config.tools).map_err(std::io::Error::other)?.build(workspace);
+        let tools =
+            ToolSet::parse(&config.tools).map_err(std::io::Error::other)?.build(workspace.clone());
         let mut system_prompt = if config.system_prompt.is_empty() {
             "You are a helpful assistant.".to_string()
         } else {
@@ -148,6 +155,7 @@ impl Agent {
             tools,
             max_steps: config.agent.max_steps,
             system_prompt,
+            workspace,
             default_model: ModelRef {
                 provider: config.provider.clone(),
                 model_id: config.model_id().to_string(),
@@ -157,6 +165,19 @@ impl Agent {
             retry_max_delay: config.agent.retry_max_delay,
             call_timeout: config.agent.call_timeout,
         })
+    }
+
+    /// A session's system prompt as of now: the configured prompt, then the workspace's
+    /// `AGENTS.md` (project instructions) when there is one. Sessions keep it until reloaded.
+    pub fn session_prompt(&self) -> String {
+        let mut prompt = self.system_prompt.clone();
+        if let Ok(path) = self.workspace.resolve(CONTEXT_FILE)
+            && let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            prompt.push_str(&format!("\n\n# {CONTEXT_FILE}\n\n{}", text.trim()));
+        }
+        prompt
     }
 
     pub fn default_model(&self) -> &ModelRef {
@@ -207,7 +228,7 @@ impl Agent {
             host.emit(EventKind::MessageStart { role: Role::Assistant.as_str().into() });
             let request = ModelRequest {
                 model_id: model.model_id.clone(),
-                system_prompt: self.system_prompt.clone(),
+                system_prompt: host.system_prompt(),
                 messages: host.context(),
                 tools: specs.clone(),
                 thinking,

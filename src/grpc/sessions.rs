@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::app::AppState;
-use crate::error::GatewayError;
 use crate::proto as pb;
 use crate::session::model::{CreateRequest, ModelRef};
 
@@ -161,9 +160,10 @@ impl pb::sessions_server::Sessions for SessionsApi {
 
     async fn reload_session(
         &self,
-        _: Request<pb::ReloadSessionRequest>,
+        request: Request<pb::ReloadSessionRequest>,
     ) -> Answer<pb::ReloadSessionResponse> {
-        Err(GatewayError::unimplemented("ReloadSession arrives with the agent providers").into())
+        self.state.sessions.reload(&request.into_inner().session_key).await?;
+        ok(pb::ReloadSessionResponse {})
     }
 
     type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;

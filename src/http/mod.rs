@@ -59,7 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{key}/commands", later("slash commands (/sessions/:key/commands)"))
         .route("/sessions/{key}/model", post(rest::set_model))
         .route("/sessions/{key}/thinking", post(rest::set_thinking))
-        .route("/sessions/{key}/reload", later("session reload (/sessions/:key/reload)"))
+        .route("/sessions/{key}/reload", post(rest::reload))
         .route("/models", get(rest::models))
         .route("/config", later("the admin service (/config)"))
         .route("/channels/status", later("the admin service (/channels/status)"))

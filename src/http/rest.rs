@@ -237,3 +237,8 @@ pub async fn models(State(state): State<AppState>) -> Answer {
     let (models, current) = state.sessions.models();
     Ok(Json(json!({ "models": models, "current": current })).into_response())
 }
+
+pub async fn reload(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
+    state.sessions.reload(&key).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}

@@ -105,6 +105,16 @@ impl SessionManager {
         Ok(level)
     }
 
+    /// Re-reads the session's settings (the system prompt with the workspace's `AGENTS.md`):
+    /// the next model call, even within a running run, uses them.
+    pub async fn reload(&self, key: &str) -> Result<()> {
+        let session = self.existing(key).await?;
+        let prompt = self.inner.agent.session_prompt();
+        session.lock().system_prompt = Some(prompt);
+        info!(session_key = key, "session reloaded");
+        Ok(())
+    }
+
     /// The model registry and the model new sessions get.
     pub fn models(&self) -> (Vec<crate::agent::provider::ModelInfo>, ModelRef) {
         (self.inner.agent.models(), self.inner.agent.default_model().clone())

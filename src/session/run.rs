@@ -13,7 +13,7 @@ use super::SessionManager;
 use super::event::EventKind;
 use super::model::{HistoryMessage, Part};
 use super::state::{ActiveRun, Session};
-use crate::agent::{RunEnd, RunHost, RunStatus};
+use crate::agent::{Agent, RunEnd, RunHost, RunStatus};
 use crate::error::GatewayError;
 
 /// Runs the session's queue until it is empty (or the session is closing or removed, or the
@@ -74,7 +74,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
                 }
             }
         });
-        let host = Host { session: &session };
+        let host = Host { session: &session, agent: &agent };
         // A bug in a provider or tool must fail this run, not wedge the session for good.
         let end = AssertUnwindSafe(agent.run(&host, &model, thinking, &cancel))
             .catch_unwind()
@@ -104,6 +104,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
 
 struct Host<'a> {
     session: &'a Session,
+    agent: &'a Agent,
 }
 
 impl RunHost for Host<'_> {
@@ -113,6 +114,11 @@ impl RunHost for Host<'_> {
 
     fn context(&self) -> Vec<HistoryMessage> {
         self.session.lock().history.clone()
+    }
+
+    fn system_prompt(&self) -> String {
+        let mut state = self.session.lock();
+        state.system_prompt.get_or_insert_with(|| self.agent.session_prompt()).clone()
     }
 
     fn finish_message(&self, error: Option<Part>) -> String {

@@ -157,6 +157,9 @@ pub(crate) struct State {
     pub removed: bool,
     /// Deleted from the store: nothing of it is written any more.
     deleted: bool,
+    /// The system prompt this session runs with, read at its first model call and again
+    /// after a reload.
+    pub system_prompt: Option<String>,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -266,6 +269,7 @@ impl State {
             closing: false,
             removed: false,
             deleted: false,
+            system_prompt: None,
             seq_floor,
             dirty: true,
             ops: Vec::new(),

@@ -318,6 +318,33 @@ async fn a_session_switches_between_models() {
     assert_eq!(gw.get("/sessions/sw").await.1["session"]["modelId"], "gpt-test");
 }
 
+#[tokio::test]
+async fn reload_brings_a_changed_system_prompt_to_the_next_model_call() {
+    let mock =
+        MockModel::start(vec![openai_text(&["1"]), openai_text(&["2"]), openai_text(&["3"])]).await;
+    let gw = openai_gateway(&mock, &[("system_prompt", "You are terse.")]).await;
+    let rules = gw.workspace.join("AGENTS.md");
+    std::fs::write(&rules, "Rule A: answer in French.").unwrap();
+    gw.message("rl", "one").await;
+    std::fs::write(&rules, "Rule B: answer in German.").unwrap();
+    gw.message("rl", "two").await;
+    let mut sessions = gw.sessions().await;
+    let request = agent_gateway::proto::ReloadSessionRequest { session_key: "rl".into() };
+    sessions.reload_session(request).await.unwrap();
+    gw.message("rl", "three").await;
+    let system = |i: usize| {
+        let body = &mock.requests()[i].body;
+        let first = &body["messages"][0];
+        assert_eq!(first["role"], "system");
+        first["content"].to_string()
+    };
+    assert!(system(0).contains("You are terse.") && system(0).contains("Rule A"), "{}", system(0));
+    assert!(system(1).contains("Rule A"), "a session keeps its settings until reloaded");
+    assert!(system(2).contains("Rule B") && !system(2).contains("Rule A"), "{}", system(2));
+    assert_eq!(gw.post("/sessions/rl/reload", json!({})).await, (200, json!({"ok": true})));
+    assert_eq!(gw.post("/sessions/nobody/reload", json!({})).await.0, 404);
+}
+
 // ---- Anthropic -----------------------------------------------------------------------------
 
 fn ant(name: &str, data: Value) -> (String, Value) {

@@ -213,7 +213,6 @@ async fn features_still_to_come_answer_501() {
     let gw = Gateway::start().await;
     for (path, body) in [
         ("/sessions/main/commands", json!({"command": "help"})),
-        ("/sessions/main/reload", json!({})),
         ("/memory/search", json!({"query": "x"})),
     ] {
         let (status, body) = gw.post(path, body).await;

@@ -42,6 +42,8 @@ pub struct Config {
     pub tools: String,
     /// The directory the workspace tools may see.
     pub workspace: PathBuf,
+    /// Context window of the default model, in tokens (`[[models]]` entries have their own).
+    pub context_window: u64,
     pub system_prompt: String,
     pub append_system_prompt: String,
     /// How long running runs may finish after SIGTERM before they are interrupted.
@@ -118,6 +120,9 @@ pub struct AgentConfig {
     /// One whole run (all its model calls and tools).
     #[serde(with = "duration_str")]
     pub run_timeout: Duration,
+    /// The context is compacted before a model call that would pass this share of the
+    /// model's context window.
+    pub compact_at_percent: u8,
 }
 
 /// One entry of the model registry (`[[models]]`).
@@ -192,6 +197,7 @@ impl Default for Config {
             anthropic_api_key: String::new(),
             tools: "readonly".into(),
             workspace: ".".into(),
+            context_window: 128_000,
             system_prompt: String::new(),
             append_system_prompt: String::new(),
             shutdown_grace: Duration::from_secs(30),
@@ -242,6 +248,7 @@ impl Default for AgentConfig {
             retry_max_delay: Duration::from_secs(30),
             call_timeout: Duration::from_secs(10 * 60),
             run_timeout: Duration::from_secs(60 * 60),
+            compact_at_percent: 80,
         }
     }
 }
@@ -398,6 +405,12 @@ impl Config {
                     model.provider, model.id
                 ));
             }
+        }
+        if !(10..=100).contains(&self.agent.compact_at_percent) {
+            return err("agent.compact_at_percent must be between 10 and 100".into());
+        }
+        if self.context_window < 256 {
+            return err("context_window must be at least 256 tokens".into());
         }
         if self.agent.call_timeout.is_zero() || self.agent.run_timeout.is_zero() {
             return err("agent.call_timeout and agent.run_timeout must be greater than zero".into());

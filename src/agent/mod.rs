@@ -23,6 +23,30 @@ use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel,
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
 use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
 
+const SUMMARY_SYSTEM: &str = "You summarize conversations between a user and an AI assistant \
+so that the assistant can continue them without the full transcript.";
+const SUMMARY_REQUEST: &str = "Summarize the conversation above: the user's goals and \
+preferences, decisions made, facts learned (including tool results that matter), and what is \
+still open. Be concise and concrete; this summary replaces the transcript.";
+
+/// A rough token count (4 characters a token, 1,000 per image) of what a model call sends.
+fn estimate_tokens(system_prompt: &str, messages: &[HistoryMessage]) -> u64 {
+    let chars: usize = system_prompt.len()
+        + messages
+            .iter()
+            .flat_map(|m| m.parts.iter())
+            .map(|part| match part {
+                Part::Text { text } | Part::Reasoning { text } => text.len(),
+                Part::ToolInvocation { args, result, .. } => {
+                    args.to_string().len() + result.as_ref().map_or(0, |r| r.to_string().len())
+                }
+                Part::Media { .. } => 4000,
+                Part::Error { message, .. } => message.len(),
+            })
+            .sum::<usize>();
+    (chars as u64).div_ceil(4)
+}
+
 /// Project instructions in the workspace that join the system prompt.
 pub const CONTEXT_FILE: &str = "AGENTS.md";
 
@@ -37,6 +61,9 @@ pub trait RunHost: Send + Sync {
     fn context(&self) -> Vec<HistoryMessage>;
     /// The session's system prompt (read again by a reload), for the next model call.
     fn system_prompt(&self) -> String;
+    /// Replaces, for the model, the context before message `first_kept` with `summary`, and
+    /// emits `compaction_end`.
+    fn compact(&self, first_kept: &str, summary: String, summary_tokens: u64);
     /// Moves the draft assistant message into history (with `error` as a last part, when cut
     /// short), emits `message_complete`, and returns the message's text.
     fn finish_message(&self, error: Option<Part>) -> String;
@@ -67,6 +94,8 @@ pub struct RunEnd {
 struct ModelEntry {
     info: ModelInfo,
     provider: Arc<dyn Provider>,
+    /// Tokens the model takes; the context is compacted near it.
+    context_window: u64,
 }
 
 /// Providers, tools and limits shared by every run.
@@ -81,6 +110,7 @@ pub struct Agent {
     retry_base_delay: Duration,
     retry_max_delay: Duration,
     call_timeout: Duration,
+    compact_at_percent: u64,
 }
 
 /// Checks the provider settings at start-up.
@@ -100,7 +130,7 @@ impl Agent {
         let mut models: Vec<ModelEntry> = echo
             .models()
             .into_iter()
-            .map(|info| ModelEntry { info, provider: echo.clone() })
+            .map(|info| ModelEntry { info, provider: echo.clone(), context_window: u64::MAX })
             .collect();
         let mut registry = Vec::new();
         if config.provider != "echo" {
@@ -111,7 +141,7 @@ impl Agent {
                 base_url: config.base_url.clone(),
                 api_key: String::new(),
                 api_key_env: String::new(),
-                context_window: 128_000,
+                context_window: config.context_window,
                 max_output_tokens: 8192,
             });
         }
@@ -132,7 +162,7 @@ impl Agent {
                 genai_provider::GenaiProvider::new(&model, key).map_err(std::io::Error::other)?,
             );
             let info = provider.models().remove(0);
-            models.push(ModelEntry { info, provider });
+            models.push(ModelEntry { info, provider, context_window: model.context_window });
         }
         let mut forbidden = vec![config.data_dir.clone()];
         forbidden.extend(config.config_file.clone());
@@ -164,6 +194,7 @@ impl Agent {
             retry_base_delay: config.agent.retry_base_delay,
             retry_max_delay: config.agent.retry_max_delay,
             call_timeout: config.agent.call_timeout,
+            compact_at_percent: config.agent.compact_at_percent as u64,
         })
     }
 
@@ -189,16 +220,15 @@ impl Agent {
         self.models.iter().map(|m| m.info.clone()).collect()
     }
 
-    fn provider(&self, model: &ModelRef) -> Option<&Arc<dyn Provider>> {
+    fn entry(&self, model: &ModelRef) -> Option<&ModelEntry> {
         self.models
             .iter()
             .find(|m| m.info.provider == model.provider && m.info.model_id == model.model_id)
-            .map(|m| &m.provider)
     }
 
     /// Whether a model reference names a known model.
     pub fn has_model(&self, model: &ModelRef) -> bool {
-        self.provider(model).is_some()
+        self.entry(model).is_some()
     }
 
     /// Runs one user message to its end. The user message is already in the host's history.
@@ -211,10 +241,11 @@ impl Agent {
     ) -> RunEnd {
         let mut usage = Usage::default();
         let mut response = String::new();
-        let Some(provider) = self.provider(model) else {
+        let Some(entry) = self.entry(model) else {
             let error = format!("Model not found: {}/{}", model.provider, model.model_id);
             return failed(error, "model_error", response, usage);
         };
+        let provider = &entry.provider;
         let specs: Vec<_> = self.tools.iter().map(|t| t.spec().clone()).collect();
         for step in 0.. {
             // Steering text that arrived during the previous turn joins this model call.
@@ -226,10 +257,37 @@ impl Agent {
             }
             host.emit(EventKind::TurnStart);
             host.emit(EventKind::MessageStart { role: Role::Assistant.as_str().into() });
+            let system_prompt = host.system_prompt();
+            let mut messages = host.context();
+            let budget = entry.context_window.saturating_mul(self.compact_at_percent) / 100;
+            let estimate = estimate_tokens(&system_prompt, &messages);
+            if estimate > budget
+                && let Some(keep) = messages.iter().rposition(|m| m.role == Role::User)
+                && keep > 0
+            {
+                host.emit(EventKind::CompactionStart {
+                    reason: format!(
+                        "context of about {estimate} tokens passed {}% of the {} token window",
+                        self.compact_at_percent, entry.context_window
+                    ),
+                });
+                match self.summarize(provider, model, &messages[..keep], cancel).await {
+                    Some((summary, spent)) => {
+                        usage += spent;
+                        let tokens = (summary.len() as u64).div_ceil(4);
+                        host.compact(&messages[keep].id, summary, tokens);
+                        messages = host.context();
+                    }
+                    None => host.emit(EventKind::CompactionEnd { summary_tokens: 0 }),
+                }
+                if cancel.is_cancelled() {
+                    return stopped(host, &[], true, response, usage);
+                }
+            }
             let request = ModelRequest {
                 model_id: model.model_id.clone(),
-                system_prompt: host.system_prompt(),
-                messages: host.context(),
+                system_prompt,
+                messages,
                 tools: specs.clone(),
                 thinking,
             };
@@ -330,6 +388,52 @@ impl Agent {
             host.emit(EventKind::TurnEnd);
         }
         RunEnd { status: RunStatus::Completed, response, usage }
+    }
+
+    /// Asks the model for a summary of `older` (no tools, no thinking). None when it fails
+    /// or the run is cancelled: the run then goes on with the whole context.
+    async fn summarize(
+        &self,
+        provider: &Arc<dyn Provider>,
+        model: &ModelRef,
+        older: &[HistoryMessage],
+        cancel: &CancellationToken,
+    ) -> Option<(String, Usage)> {
+        let mut messages = older.to_vec();
+        messages.push(HistoryMessage {
+            id: "compaction-request".into(),
+            role: Role::User,
+            parts: vec![Part::Text { text: SUMMARY_REQUEST.into() }],
+            timestamp: 0,
+        });
+        let request = ModelRequest {
+            model_id: model.model_id.clone(),
+            system_prompt: SUMMARY_SYSTEM.into(),
+            messages,
+            tools: Vec::new(),
+            thinking: ThinkingLevel::Off,
+        };
+        let mut stream = provider.stream(request);
+        let (mut summary, mut usage) = (String::new(), Usage::default());
+        let collect = async {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(ProviderEvent::TextDelta { delta, .. }) => summary.push_str(&delta),
+                    Ok(ProviderEvent::Usage(u)) => usage += u,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error.message, "compaction failed");
+                        return false;
+                    }
+                }
+            }
+            true
+        };
+        let done = tokio::select! {
+            _ = cancel.cancelled() => false,
+            done = tokio::time::timeout(self.call_timeout, collect) => done.unwrap_or(false),
+        };
+        (done && !summary.trim().is_empty()).then(|| (summary.trim().to_string(), usage))
     }
 
     fn timed_out(&self) -> ProviderError {

@@ -113,7 +113,11 @@ impl RunHost for Host<'_> {
     }
 
     fn context(&self) -> Vec<HistoryMessage> {
-        self.session.lock().history.clone()
+        self.session.lock().context()
+    }
+
+    fn compact(&self, first_kept: &str, summary: String, summary_tokens: u64) {
+        self.session.lock().compact(first_kept, summary, summary_tokens);
     }
 
     fn system_prompt(&self) -> String {

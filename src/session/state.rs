@@ -27,6 +27,9 @@ use crate::store::{Checkpoint, MessageRecord, MessageState, Op, SessionRecord, S
 const SEQ_BLOCK: u64 = 1000;
 /// How often a streaming run's draft is written to the store, so a crash keeps partial text.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// The id of the compaction summary in a model's context (it is not a history message).
+pub const COMPACTION_ID: &str = "compaction-summary";
+
 /// The error given to runs a restart cut short.
 pub const INTERRUPTED_BY_RESTART: &str = "interrupted by restart";
 
@@ -160,6 +163,10 @@ pub(crate) struct State {
     /// The system prompt this session runs with, read at its first model call and again
     /// after a reload.
     pub system_prompt: Option<String>,
+    /// Context compaction: for the model, history before this position is replaced by the
+    /// summary (history itself keeps everything).
+    pub compacted_upto: u64,
+    pub compaction_summary: Option<String>,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -270,6 +277,8 @@ impl State {
             removed: false,
             deleted: false,
             system_prompt: None,
+            compacted_upto: 0,
+            compaction_summary: None,
             seq_floor,
             dirty: true,
             ops: Vec::new(),
@@ -291,6 +300,8 @@ impl State {
         state.thinking = record.thinking;
         state.usage = record.usage;
         state.history_base = record.history_base;
+        state.compacted_upto = record.compacted_upto;
+        state.compaction_summary = record.compaction_summary;
         state.history = stored.history;
         state.dirty = false;
         let (started, queued): (Vec<_>, Vec<_>) =
@@ -394,6 +405,8 @@ impl State {
             history_base: self.history_base,
             message_count: self.history.len() as u64,
             preview: snapshot.last_message_preview,
+            compacted_upto: self.compacted_upto,
+            compaction_summary: self.compaction_summary.clone(),
         }
     }
 
@@ -422,6 +435,35 @@ impl State {
     pub fn delete_stored(&mut self) {
         self.deleted = true;
         self.ops.push(Op::DeleteSession { key: self.key.to_string() });
+    }
+
+    /// What the model sees: the compaction summary (if any) as a first user message, then the
+    /// history after the compaction point.
+    pub fn context(&self) -> Vec<HistoryMessage> {
+        let from = self.compacted_upto.saturating_sub(self.history_base) as usize;
+        let mut messages = Vec::with_capacity(self.history.len() + 1);
+        if let Some(summary) = &self.compaction_summary {
+            messages.push(HistoryMessage {
+                id: COMPACTION_ID.into(),
+                role: Role::User,
+                parts: vec![Part::Text {
+                    text: format!("[Summary of the earlier conversation]\n{summary}"),
+                }],
+                timestamp: self.created_at,
+            });
+        }
+        messages.extend(self.history.iter().skip(from.min(self.history.len())).cloned());
+        messages
+    }
+
+    /// Replaces, for the model, everything before the message `first_kept` by `summary`.
+    pub fn compact(&mut self, first_kept: &str, summary: String, summary_tokens: u64) {
+        if let Some(index) = self.history.iter().position(|m| m.id == first_kept) {
+            self.compacted_upto = self.history_base + index as u64;
+            self.compaction_summary = Some(summary);
+            self.dirty = true;
+        }
+        self.emit(EventKind::CompactionEnd { summary_tokens });
     }
 
     /// Records that the message's run begins (queued → started).
@@ -793,6 +835,8 @@ impl State {
         self.history_base += self.history.len() as u64;
         self.history.clear();
         self.ops.push(Op::ClearHistory { key: self.key.to_string() });
+        self.compacted_upto = 0;
+        self.compaction_summary = None;
         self.dirty = true;
         self.session_id = uuid::Uuid::new_v4().to_string();
         self.usage = Usage::default();

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scope, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: context compaction per session.
+    r#"
+    ALTER TABLE sessions ADD COLUMN compacted_upto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN compaction_summary TEXT;
+    "#,
 ];
 
 /// Brings the database to the newest schema; refuses one written by a newer build.

@@ -98,6 +98,10 @@ pub struct SessionRecord {
     pub history_base: u64,
     pub message_count: u64,
     pub preview: Option<String>,
+    /// Context compaction: history before this position is replaced, for the model, by
+    /// `compaction_summary`.
+    pub compacted_upto: u64,
+    pub compaction_summary: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

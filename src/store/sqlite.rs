@@ -246,8 +246,8 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO sessions (key, session_id, name, created_at, updated_at,
                  last_active_at, model_provider, model_id, thinking, input_tokens, output_tokens,
-                 history_base, message_count, preview)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 history_base, message_count, preview, compacted_upto, compaction_summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 r.key,
@@ -264,6 +264,8 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 r.history_base as i64,
                 r.message_count as i64,
                 r.preview,
+                r.compacted_upto as i64,
+                r.compaction_summary,
             ])?;
         }
         Op::Seq { key, seq } => {
@@ -366,7 +368,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
 
 const SESSION_COLUMNS: &str = "key, session_id, name, created_at, updated_at, last_active_at,
     model_provider, model_id, thinking, input_tokens, output_tokens, history_base,
-    message_count, preview";
+    message_count, preview, compacted_upto, compaction_summary";
 
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let thinking: String = row.get(8)?;
@@ -386,6 +388,8 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         history_base: row.get::<_, i64>(11)? as u64,
         message_count: row.get::<_, i64>(12)? as u64,
         preview: row.get(13)?,
+        compacted_upto: row.get::<_, i64>(14)? as u64,
+        compaction_summary: row.get(15)?,
     })
 }
 

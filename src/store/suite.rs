@@ -21,6 +21,8 @@ fn record(key: &str, last_active_at: i64) -> SessionRecord {
         history_base: 0,
         message_count: 0,
         preview: Some("hi".into()),
+        compacted_upto: 0,
+        compaction_summary: None,
     }
 }
 
@@ -70,7 +72,12 @@ pub async fn unknown_keys_load_as_nothing(store: &dyn Store) {
 
 pub async fn sessions_history_and_messages_round_trip(store: &dyn Store) {
     let history = vec![message("m1", Role::User, "one"), message("m2", Role::Assistant, "two")];
-    let mut batch = vec![Op::PutSession(record("k", 10))];
+    let compacted = SessionRecord {
+        compacted_upto: 1,
+        compaction_summary: Some("earlier: greetings".into()),
+        ..record("k", 10)
+    };
+    let mut batch = vec![Op::PutSession(compacted.clone())];
     for (position, message) in history.iter().enumerate() {
         batch.push(Op::AppendHistory {
             key: "k".into(),
@@ -84,7 +91,7 @@ pub async fn sessions_history_and_messages_round_trip(store: &dyn Store) {
     let stored = store.load("k").await.unwrap();
     assert_eq!(stored.seq, 99);
     let session = stored.session.unwrap();
-    assert_eq!(session.record, record("k", 10));
+    assert_eq!(session.record, compacted);
     assert_eq!(session.history, history);
     assert_eq!(session.messages, vec![accepted("k", "q1")]);
 }

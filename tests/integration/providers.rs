@@ -82,6 +82,21 @@ async fn openai_text_streams_and_the_request_is_the_real_protocol() {
 }
 
 #[tokio::test]
+async fn images_reach_openai_as_data_urls() {
+    let mock = MockModel::start(vec![openai_text(&["a red pixel"])]).await;
+    let gw = openai_gateway(&mock, &[]).await;
+    let image = json!({"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"});
+    let (status, _) =
+        gw.post("/sessions/img/messages", json!({"text": "what is it?", "images": [image]})).await;
+    assert_eq!(status, 200);
+    let user = mock.requests()[0].body["messages"].as_array().unwrap().last().unwrap().clone();
+    let parts = user["content"].as_array().unwrap();
+    assert_eq!(parts[0], json!({"type": "text", "text": "what is it?"}));
+    assert_eq!(parts[1]["type"], "image_url");
+    assert_eq!(parts[1]["image_url"]["url"], "data:image/png;base64,iVBORw0KGgo=");
+}
+
+#[tokio::test]
 async fn openai_reasoning_becomes_thinking_and_the_level_reaches_the_request() {
     let chunks = vec![
         oa_chunk(json!({"role": "assistant", "reasoning_content": "Let me"}), None),
@@ -343,6 +358,44 @@ async fn reload_brings_a_changed_system_prompt_to_the_next_model_call() {
     assert!(system(2).contains("Rule B") && !system(2).contains("Rule A"), "{}", system(2));
     assert_eq!(gw.post("/sessions/rl/reload", json!({})).await, (200, json!({"ok": true})));
     assert_eq!(gw.post("/sessions/nobody/reload", json!({})).await.0, 404);
+}
+
+#[tokio::test]
+async fn older_history_is_compacted_when_the_context_nears_the_window() {
+    let mock = MockModel::start(vec![
+        openai_text(&["first answer"]),
+        openai_text(&["SUMMARY: the user sent a long line of a's."]),
+        openai_text(&["second answer"]),
+    ])
+    .await;
+    let gw =
+        openai_gateway(&mock, &[("context_window", "256"), ("agent.compact_at_percent", "50")])
+            .await;
+    gw.message("c", &"a".repeat(300)).await;
+    let mut sse = Sse::open(&gw, "/sessions/c/events").await;
+    sse.event().await.unwrap();
+    let (_, body) = gw.message("c", &"b".repeat(300)).await;
+    assert_eq!(body["response"], "second answer");
+    let events: Vec<Value> = sse.until("agent_end").await.into_iter().map(|(_, e)| e).collect();
+    let start = of(&events, "compaction_start");
+    assert_eq!(start.len(), 1, "{events:?}");
+    assert!(text_of(&start[0]["reason"]).contains("256 token window"));
+    assert!(of(&events, "compaction_end")[0]["summaryTokens"].as_u64().unwrap() > 0);
+
+    let requests = mock.wait_requests(3).await;
+    let summary_request = requests[1].body.to_string();
+    assert!(
+        summary_request.contains("Summarize the conversation") && summary_request.contains("aaaa")
+    );
+    assert!(
+        !summary_request.contains("bbbb"),
+        "the message being answered is kept, not summarised"
+    );
+    let answer_request = requests[2].body["messages"].to_string();
+    assert!(answer_request.contains("SUMMARY: the user sent") && answer_request.contains("bbbb"));
+    assert!(!answer_request.contains("aaaa"), "the summarised messages are gone from the context");
+    let (_, history) = gw.get("/sessions/c/history").await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 4, "history itself keeps everything");
 }
 
 // ---- Anthropic -----------------------------------------------------------------------------

@@ -24,7 +24,17 @@ pub async fn events(
     headers: HeaderMap,
     version: Version,
 ) -> Result<Response, GatewayError> {
-    let after = match (headers.get("last-event-id"), query.get("after")) {
+    let after = resume_point(&headers, &query)?;
+    let events = state.sessions.subscribe(&key, after).await?;
+    Ok(sse_response(events, state.config.http.sse_heartbeat, version))
+}
+
+/// The seq a resuming client saw last: the `Last-Event-ID` header, else `?after=`.
+pub fn resume_point(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<Option<u64>, GatewayError> {
+    Ok(match (headers.get("last-event-id"), query.get("after")) {
         (Some(value), _) => {
             Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(
                 || GatewayError::invalid("Invalid Last-Event-ID: expected a seq number"),
@@ -37,9 +47,7 @@ pub async fn events(
                 .map_err(|_| GatewayError::invalid("Invalid after: expected a seq number"))?,
         ),
         (None, None) => None,
-    };
-    let events = state.sessions.subscribe(&key, after).await?;
-    Ok(sse_response(events, state.config.http.sse_heartbeat, version))
+    })
 }
 
 /// Frames events (each encoded once, shared by all subscribers) with heartbeats in between.

@@ -9,16 +9,16 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{StatusCode, Version};
+use http::{HeaderMap, StatusCode, Version};
 use serde_json::{Value, json};
 
 use super::extract::{ImageJson, JsonBody, PathParams, decode_images, streaming_behavior};
-use super::sse::{named_frame, stream_response};
+use super::sse::{named_frame, resume_point, stream_response};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::session::event::EventKind;
 use crate::session::model::{CreateRequest, SendRequest, Snapshot};
-use crate::session::stream::RunItem;
+use crate::session::stream::{RunItem, RunStream};
 use crate::session::{SessionManager, validate_key};
 
 type Answer = Result<Response, GatewayError>;
@@ -283,20 +283,58 @@ impl Drop for CancelOnDrop {
 
 async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
     let key = chat.request.session_key.clone();
-    let (accepted, mut run) = state.sessions.send_stream(chat.request).await?;
-    let sessions = state.sessions.clone();
-    let ready_session_id = session_id(&sessions, &key).await;
+    let (accepted, run) = state.sessions.send_stream(chat.request).await?;
     let guard = CancelOnDrop {
-        sessions: sessions.clone(),
+        sessions: state.sessions.clone(),
         key: key.clone(),
-        message_id: accepted.message_id.clone(),
+        message_id: accepted.message_id,
         armed: chat.named,
     };
-    let adapter_key = chat.adapter_key;
-    let frames = async_stream::stream! {
+    let frames = v1_frames(state.sessions.clone(), key, run, chat.adapter_key, guard);
+    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+}
+
+/// `GET /v1/conversations/:id/stream?messageId=&after=`: picks a v1 stream up again after a
+/// lost connection. Run events carry `id: <seq>`; with `Last-Event-ID` (or `?after=`) only
+/// what followed is sent, then `done` or `error` as on the first stream. `messageId` names
+/// the run (default: the running one, else the one logged after `after`). 204 when there is
+/// nothing to resume. Leaving a resumed stream cancels nothing.
+pub async fn resume_stream(
+    State(state): State<AppState>,
+    params: PathParams,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    version: Version,
+) -> Answer {
+    let key = id_param(&params)?;
+    let after = resume_point(&headers, &query)?;
+    let run = query.get("messageId").map(String::as_str);
+    let Some((message_id, run)) = state.sessions.resume_run(&key, run, after).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let guard = CancelOnDrop {
+        sessions: state.sessions.clone(),
+        key: key.clone(),
+        message_id,
+        armed: false,
+    };
+    let frames = v1_frames(state.sessions.clone(), key, run, None, guard);
+    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+}
+
+/// `ready`, the run's named events (logged ones with `id: <seq>`), then `done` or `error`.
+fn v1_frames(
+    sessions: SessionManager,
+    key: String,
+    mut run: RunStream,
+    adapter_key: Option<String>,
+    guard: CancelOnDrop,
+) -> futures_util::stream::BoxStream<'static, Bytes> {
+    Box::pin(async_stream::stream! {
         // Moves the whole guard in (not just the field assigned below): it must live and
         // drop with the stream.
         let mut guard = guard;
+        let ready_session_id = session_id(&sessions, &key).await;
         yield named_frame(None, "ready", &json!({"conversationId": key, "sessionId": ready_session_id}));
         let mut error_code = None;
         while let Some(item) = run.next().await {
@@ -337,9 +375,7 @@ async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
                 }
             }
         }
-    };
-    let frames: futures_util::stream::BoxStream<'static, Bytes> = Box::pin(frames);
-    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+    })
 }
 
 /// The v1 name and payload of a session event, for the events a v1 stream carries.

@@ -3,21 +3,23 @@
 //! other; the stream carries only the chunks of *its* run, mapped from session events, and
 //! ends with `data: [DONE]`. A disconnect stops the stream, never the run.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderValue, Version};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 use serde_json::{Value, json};
 
-use super::extract::{JsonBody, KeyPath, decode_images, streaming_behavior, user_text};
+use super::extract::{JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text};
 use super::rest::idempotency_key;
-use super::sse::stream_response;
+use super::sse::{resume_point, stream_response};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::session::event::EventKind;
 use crate::session::model::{Image, SendRequest};
-use crate::session::stream::RunItem;
+use crate::session::stream::{RunItem, RunStream};
 
 pub async fn chat(
     State(state): State<AppState>,
@@ -46,21 +48,72 @@ pub async fn chat(
     };
     // Errors (a full queue: 429) are answered before any stream starts.
     let (accepted, run) = state.sessions.send_stream(request).await?;
-    let start = frame(&json!({"type": "start", "messageId": accepted.message_id}));
-    let mut chunks = Chunks::default();
-    let body = futures_util::stream::once(async move { start }).chain(run.flat_map(move |item| {
-        futures_util::stream::iter(chunks.map(item).into_iter().map(|chunk| match chunk {
-            Chunk::Json(value) => frame(&value),
-            Chunk::Done => Bytes::from_static(b"data: [DONE]\n\n"),
-        }))
-    }));
-    let mut response = stream_response(body, state.config.http.sse_heartbeat, version);
-    response.headers_mut().insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
-    Ok(response.into_response())
+    let body = ui_stream(accepted.message_id, run);
+    Ok(ui_response(body, &state, version))
 }
 
-fn frame(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
+/// `GET /sessions/:key/chat/:id/stream`: the AI SDK's resume route (`useChat({resume: true})`
+/// asks `${api}/${chatId}/stream` after a reload). `:id` may name a run (a message id);
+/// otherwise the session's running run is picked up. With `Last-Event-ID` (our chunks carry
+/// `id: <seq>`) only what followed it is sent; without, the run from its start. 204 when
+/// there is nothing to resume.
+pub async fn resume(
+    State(state): State<AppState>,
+    PathParams(params): PathParams,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    version: Version,
+) -> Result<Response, GatewayError> {
+    let key = params.get("key").cloned().unwrap_or_default();
+    let id = params.get("id").cloned().unwrap_or_default();
+    let after = resume_point(&headers, &query)?;
+    let resumed = match state.sessions.resume_run(&key, Some(&id), after).await? {
+        Some(resumed) => Some(resumed),
+        None => state.sessions.resume_run(&key, None, after).await?,
+    };
+    let Some((message_id, run)) = resumed else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    Ok(ui_response(ui_stream(message_id, run), &state, version))
+}
+
+fn ui_response(
+    body: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    state: &AppState,
+    version: Version,
+) -> Response {
+    let mut response = stream_response(body, state.config.http.sse_heartbeat, version);
+    response.headers_mut().insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
+    response
+}
+
+/// `start`, then the run's chunks, then `data: [DONE]`. The last chunk made from a logged
+/// event carries `id: <seq>`, so a client can resume after it.
+fn ui_stream(message_id: String, run: RunStream) -> impl futures_util::Stream<Item = Bytes> {
+    let start = frame(None, &json!({"type": "start", "messageId": message_id}));
+    let mut chunks = Chunks::default();
+    futures_util::stream::once(async move { start }).chain(run.flat_map(move |item| {
+        let seq = match &item {
+            RunItem::Event(event) if !event.kind.is_note() => Some(event.seq),
+            _ => None,
+        };
+        let mapped = chunks.map(item);
+        let count = mapped.len();
+        futures_util::stream::iter(mapped.into_iter().enumerate().map(move |(i, chunk)| {
+            let id = seq.filter(|_| i + 1 == count);
+            match chunk {
+                Chunk::Json(value) => frame(id, &value),
+                Chunk::Done => Bytes::from_static(b"data: [DONE]\n\n"),
+            }
+        }))
+    }))
+}
+
+fn frame(id: Option<u64>, value: &Value) -> Bytes {
+    match id {
+        Some(id) => Bytes::from(format!("id: {id}\ndata: {value}\n\n")),
+        None => Bytes::from(format!("data: {value}\n\n")),
+    }
 }
 
 /// Images of the newest user message's `file` parts (`useChat` attachments), as data URLs.

@@ -32,6 +32,13 @@ pub struct Subscription {
     pub last_seq: u64,
 }
 
+/// The seqs of a run's `agent_start` and `agent_end`, where the log holds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunSpan {
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+}
+
 impl EventLog {
     /// `last_seq` continues a key's sequence (seq keeps rising across reset and eviction).
     pub fn new(key: Arc<str>, last_seq: u64, capacity: usize, subscriber_buffer: usize) -> Self {
@@ -91,6 +98,50 @@ impl EventLog {
         Subscription { backlog, missed, live, last_seq: self.last_seq }
     }
 
+    /// Where run `message_id` stands in the log, as far as the log still reaches back.
+    pub fn find_run(&self, message_id: &str) -> RunSpan {
+        let mut span = RunSpan::default();
+        for event in &self.recent {
+            match &event.kind {
+                EventKind::AgentStart { message_id: id } if id == message_id => {
+                    span.start = Some(event.seq)
+                }
+                EventKind::AgentEnd { message_id: id, .. } if id == message_id => {
+                    span.end = Some(event.seq)
+                }
+                _ => {}
+            }
+        }
+        span
+    }
+
+    /// The run the first logged run event after `after` belongs to: the one that was going
+    /// on at `after`, or else the next one to start.
+    pub fn run_after(&self, after: u64) -> Option<String> {
+        let mut current: Option<&str> = None;
+        for event in &self.recent {
+            match &event.kind {
+                EventKind::AgentStart { message_id } if event.seq > after => {
+                    return Some(message_id.clone());
+                }
+                EventKind::AgentStart { message_id } => current = Some(message_id),
+                EventKind::AgentEnd { message_id, .. } if event.seq > after => {
+                    return Some(message_id.clone());
+                }
+                EventKind::AgentEnd { .. } => current = None,
+                EventKind::SessionState { .. } => {}
+                _ if event.seq > after && current.is_some() => return current.map(str::to_string),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The seq of the oldest event the log still holds.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.recent.front().map(|e| e.seq)
+    }
+
     /// Ends every live stream (after it has read what was already published). Used when the
     /// session goes away; later subscriptions get no live feed.
     pub fn close(&mut self) {
@@ -122,6 +173,34 @@ mod tests {
         assert_eq!(sub.missed, 2);
         assert!(log.subscribe(Some(15)).backlog.is_empty());
         assert!(log.subscribe(None).backlog.is_empty());
+    }
+
+    #[test]
+    fn runs_are_found_in_the_log() {
+        let mut log = EventLog::new("k".into(), 0, 64, 8);
+        let start = |id: &str| EventKind::AgentStart { message_id: id.into() };
+        let end = |id: &str| EventKind::AgentEnd {
+            message_id: id.into(),
+            ok: true,
+            error: None,
+            usage: Default::default(),
+        };
+        let complete = |text: &str| EventKind::MessageComplete { text: text.into() };
+        log.push(start("a")); // 1
+        log.push(token(1)); // 2
+        log.push(complete("first")); // 3
+        log.push(complete("second")); // 4
+        log.push(end("a")); // 5
+        log.push(start("b")); // 6
+        log.push(token(2)); // 7
+        assert_eq!(log.find_run("a"), RunSpan { start: Some(1), end: Some(5) });
+        assert_eq!(log.find_run("b"), RunSpan { start: Some(6), end: None });
+        assert_eq!(log.find_run("c"), RunSpan::default());
+        assert_eq!(log.run_after(1).as_deref(), Some("a"));
+        assert_eq!(log.run_after(4).as_deref(), Some("a"));
+        assert_eq!(log.run_after(5).as_deref(), Some("b"));
+        assert_eq!(log.run_after(7), None);
+        assert_eq!(log.oldest_seq(), Some(1));
     }
 
     #[test]

@@ -294,6 +294,58 @@ impl SessionManager {
         ))
     }
 
+    /// Picks a run's stream up again (the Vercel and v1 resume routes): run `run` (a message
+    /// id: running, queued or still in the log), else the running run, else the run the log
+    /// holds events of after `after`. The stream replays the run's logged events after
+    /// `after` (from its start without it), follows it live through `agent_end`, and ends with
+    /// its outcome. `None`: there is no such run to follow.
+    pub async fn resume_run(
+        &self,
+        key: &str,
+        run: Option<&str>,
+        after: Option<u64>,
+    ) -> Result<Option<(String, RunStream)>> {
+        let session = self.existing(key).await?;
+        let mut state = session.lock();
+        let running = state.run.as_ref().map(|run| run.message_id.clone());
+        let Some(target) = run
+            .map(str::to_string)
+            .or_else(|| running.clone())
+            .or_else(|| after.and_then(|after| state.log.run_after(after)))
+        else {
+            return Ok(None);
+        };
+        let span = state.log.find_run(&target);
+        let queued = state.queue.iter().any(|q| q.message_id == target);
+        let known = running.as_deref() == Some(target.as_str()) || queued;
+        if !known && span.start.is_none() && span.end.is_none() {
+            return Ok(None);
+        }
+        // From just before the run's start; a run older than the log starts at its oldest
+        // event, and the caller hears how much is gone.
+        let underway = span.start.is_none() && !queued;
+        let oldest = state.log.oldest_seq().unwrap_or(state.log.last_seq() + 1);
+        let from = match span.start {
+            Some(start) => start - 1,
+            None if queued => state.log.last_seq(),
+            None => oldest - 1,
+        };
+        let seen = after.unwrap_or(from).max(from);
+        let missed = if underway { (oldest - 1).saturating_sub(after.unwrap_or(0)) } else { 0 };
+        let sub = state.log.subscribe(Some(from));
+        drop(state);
+        let stream = stream::resumed_run(
+            session.key.clone(),
+            target.clone(),
+            underway,
+            missed,
+            sub,
+            seen,
+            self.inner.shutdown.clone(),
+        );
+        Ok(Some((target, stream)))
+    }
+
     fn live(&self) -> Vec<Arc<Session>> {
         self.registry().live.values().cloned().collect()
     }

@@ -176,3 +176,90 @@ fn run_item(
     }
     active.then_some(RunItem::Event(event))
 }
+
+/// A run stream picked up again (the Vercel and v1 resume routes). `sub` starts before the
+/// run's `agent_start` (or, when the log no longer holds it, at the oldest logged event, with
+/// `underway` set and `missed` counting what the caller can no longer get); events up to seq
+/// `seen` (what the caller already has) are read but not yielded. Then the run's events through its `agent_end`, and an outcome made from that
+/// `agent_end` (the reply is the run's last `message_complete`, as for the first caller).
+pub(crate) fn resumed_run(
+    key: Arc<str>,
+    run_message_id: String,
+    underway: bool,
+    missed: u64,
+    sub: Subscription,
+    seen: u64,
+    shutdown: CancellationToken,
+) -> RunStream {
+    Box::pin(async_stream::stream! {
+        let mut active = underway;
+        let mut ended = false;
+        let mut reply = String::new();
+        let mut outcome = None;
+        let mut last = sub.last_seq;
+        if missed > 0 {
+            yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+        }
+        let mut follow = |event: Arc<Event>, active: &mut bool, ended: &mut bool| {
+            if let EventKind::MessageComplete { text } = &event.kind
+                && *active
+            {
+                reply = text.clone();
+            }
+            let seq = event.seq;
+            let item = run_item(event, &run_message_id, active, ended);
+            if let Some(RunItem::Event(event)) = &item
+                && let EventKind::AgentEnd { ok, error, .. } = &event.kind
+                && *ended
+            {
+                outcome = Some(RunOutcome {
+                    ok: *ok,
+                    response: if *ok { reply.clone() } else { String::new() },
+                    error: error.clone(),
+                    session_key: key.to_string(),
+                    message_id: run_message_id.clone(),
+                });
+            }
+            item.filter(|_| seq > seen)
+        };
+        for event in sub.backlog {
+            if let Some(item) = follow(event, &mut active, &mut ended) {
+                yield item;
+            }
+            if ended {
+                break;
+            }
+        }
+        let mut live = sub.live;
+        while !ended {
+            let Some(feed) = live.as_mut() else { break };
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => None,
+                received = feed.recv() => Some(received),
+            };
+            match received {
+                None => {
+                    yield RunItem::Stopped;
+                    break;
+                }
+                Some(Ok(event)) => {
+                    last = event.seq;
+                    if let Some(item) = follow(event, &mut active, &mut ended) {
+                        yield item;
+                    }
+                }
+                Some(Err(RecvError::Lagged(missed))) => {
+                    last += missed;
+                    if active {
+                        yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                    }
+                }
+                Some(Err(RecvError::Closed)) => break,
+            }
+        }
+        if let Some(outcome) = outcome {
+            yield RunItem::Outcome(outcome);
+        }
+    })
+}

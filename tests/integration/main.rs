@@ -14,6 +14,7 @@ mod grpcurl;
 mod providers;
 mod queue;
 mod rest;
+mod resume;
 mod sse;
 mod tools;
 mod v1;

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readUIMessageStream, uiMessageChunkSchema } from "ai";
+import { DefaultChatTransport, readUIMessageStream, uiMessageChunkSchema } from "ai";
 import { startGateway } from "./gateway.mjs";
 
 let gateway;
@@ -61,4 +61,29 @@ test("readUIMessageStream assembles text, reasoning and a tool call from our str
   assert.deepEqual(tool.input, { path: "notes.txt" });
   assert.equal(tool.output.content[0].text, "remember the milk");
   assert.equal(message.parts.filter((p) => p.type === "step-start").length, 2, "one step per model call");
+});
+
+test("useChat's resume path (DefaultChatTransport.reconnectToStream) picks a running reply up again", async () => {
+  const words = Array.from({ length: 40 }, (_, i) => `w${i}`).join(" ");
+  const api = `${gateway.url}/sessions/resume/chat`;
+  const response = await fetch(api, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text: `${words}\n!delay 15` }),
+  });
+  // Read until the reply has begun, then drop the connection as a reloaded page would.
+  const reader = response.body.getReader();
+  let seen = "";
+  while (!seen.includes('"text-delta"')) seen += new TextDecoder().decode((await reader.read()).value);
+  await reader.cancel();
+
+  const transport = new DefaultChatTransport({ api });
+  const stream = await transport.reconnectToStream({ chatId: "resume-chat" });
+  assert.ok(stream, "a running reply is there to resume");
+  let message;
+  for await (const update of readUIMessageStream({ stream, terminateOnError: true })) message = update;
+  assert.equal(message.parts.filter((p) => p.type === "text").map((p) => p.text).join(""), words);
+
+  // The reply is complete now: nothing to resume (204 gives null).
+  assert.equal(await transport.reconnectToStream({ chatId: "resume-chat" }), null);
 });

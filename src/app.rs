@@ -1,5 +1,5 @@
-//! `AppState`: what every transport handler holds: the config, the session manager, the auth
-//! check, and the shutdown signal.
+//! `AppState`: what every transport handler holds: the config, the session manager, the
+//! memory API, the auth check, and the shutdown signal.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::memory::{Memory, MemoryApi};
 use crate::session::SessionManager;
 use crate::store::{SqliteStore, Store};
 
@@ -18,6 +19,7 @@ pub const STORE_FILE: &str = "gateway.db";
 pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: SessionManager,
+    pub memory: MemoryApi,
     pub auth: Auth,
     /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
@@ -36,14 +38,17 @@ impl AppState {
         } else {
             Arc::new(SqliteStore::in_memory())
         };
+        let memory = Memory::new(store.clone());
         // After the data dir exists, so the tools' confinement can resolve and forbid it.
-        let agent = Arc::new(Agent::from_config(&config).map_err(|e| e.to_string())?);
+        let agent =
+            Arc::new(Agent::from_config(&config, memory.clone()).map_err(|e| e.to_string())?);
         let shutdown = CancellationToken::new();
         let sessions = SessionManager::open(config.clone(), agent, store.clone(), shutdown.clone())
             .await
             .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
-        let auth = Auth::new(&config.bearer_token);
-        Ok(Self { config, sessions, auth, shutdown })
+        let auth = Auth::from_config(&config);
+        let memory = MemoryApi::new(memory, sessions.clone());
+        Ok(Self { config, sessions, memory, auth, shutdown })
     }
 
     /// False once shutdown has begun (draining).

@@ -57,7 +57,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The model registry beside the top-level `provider`/`model` (see [`ModelConfig`]).
     pub models: Vec<ModelConfig>,
-    pub tokens: Vec<toml::Table>,
+    /// Named tokens with scopes (see [`TokenConfig`]), beside `bearer_token`.
+    pub tokens: Vec<TokenConfig>,
     /// The file the config was read from (tools must never read it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -151,6 +152,26 @@ pub struct ModelConfig {
     /// Largest reply in tokens (Anthropic requires one).
     #[serde(default = "default_max_output_tokens")]
     pub max_output_tokens: u32,
+}
+
+/// One scoped token (`[[tokens]]`, GATEWAY.md §10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Shown in logs and recorded as the owner of sessions it creates; never the token.
+    pub name: String,
+    pub token: String,
+    /// Any of `chat`, `sessions`, `memory`, `admin`.
+    pub scopes: Vec<String>,
+    /// Sees only the sessions it created.
+    #[serde(default)]
+    pub own_sessions_only: bool,
+    /// Requests per minute (0: no limit).
+    #[serde(default)]
+    pub requests_per_minute: u32,
+    /// Runs of this token's messages at once, over all sessions (0: no limit).
+    #[serde(default)]
+    pub max_concurrent_runs: u32,
 }
 
 fn default_context_window() -> u64 {
@@ -382,11 +403,27 @@ impl Config {
         }
         crate::agent::tools::ToolSet::parse(&self.tools).map_err(ConfigError)?;
         crate::agent::validate_provider(self).map_err(ConfigError)?;
-        // Settings that name features still to come are refused, not silently ignored.
-        if !self.tokens.is_empty() {
-            return err(
-                "[[tokens]] (scoped tokens) are not implemented yet; use bearer_token".into()
-            );
+        let mut names = std::collections::HashSet::new();
+        for (index, token) in self.tokens.iter().enumerate() {
+            if token.name.is_empty() || token.name.len() > 100 || !names.insert(&token.name) {
+                return err(format!("tokens[{index}].name must be a unique, non-empty name"));
+            }
+            if token.token.len() < 8 || token.token.contains(char::is_whitespace) {
+                return err(format!(
+                    "tokens[{index}].token must be at least 8 characters without spaces"
+                ));
+            }
+            if token.token == self.bearer_token
+                || self.tokens[..index].iter().any(|t| t.token == token.token)
+            {
+                return err(format!("tokens[{index}].token is used twice"));
+            }
+            if let Some(bad) = token.scopes.iter().find(|s| crate::auth::Scope::parse(s).is_none())
+            {
+                return err(format!(
+                    "tokens[{index}].scopes: unknown scope {bad:?} (use chat, sessions, memory, admin)"
+                ));
+            }
         }
         for (index, model) in self.models.iter().enumerate() {
             if !matches!(model.provider.as_str(), "openai" | "anthropic") {
@@ -468,6 +505,13 @@ fn set_key(tree: &mut toml::Value, key: &str, raw: &str) -> Result<(), String> {
         toml::Value::Boolean(_) => toml::Value::Boolean(
             parse_bool(raw).ok_or_else(|| format!("{key} must be true or false, got {raw:?}"))?,
         ),
+        // Lists (`[[tokens]]`, `[[models]]`) as one TOML inline array:
+        // `--set 'tokens=[{name="ci", token="...", scopes=["chat"]}]'`.
+        toml::Value::Array(_) => toml::from_str::<toml::Table>(&format!("value = {raw}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .filter(toml::Value::is_array)
+            .ok_or_else(|| format!("{key} must be a TOML inline array, got {raw:?}"))?,
         _ => return Err(format!("{key} can only be set in the config file")),
     };
     Ok(())

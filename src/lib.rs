@@ -13,8 +13,11 @@
 //! - [`session`]: the session manager, queue, run driver, event log and streams.
 //! - [`store`]: the `Store` trait and its SQLite implementation (sessions, history, the
 //!   message queue with each message's state, seqs), with versioned migrations.
-//! - [`agent`]: the agent loop, providers (`echo`), tools (`read`).
-//! - [`grpc`]: one adapter per proto service, plus the auth interceptor.
+//! - [`agent`]: the agent loop, providers (`echo`, OpenAI-compatible, Anthropic), tools.
+//! - [`memory`]: long-term memory (namespaces, remember, forget, ranked search) and the
+//!   memory API both transports call.
+//! - [`auth`]: callers, tokens and scopes.
+//! - [`grpc`]: one adapter per proto service, plus the auth guard.
 //! - [`http`]: REST routes, SSE, webhook, request extraction.
 //! - [`proto`]: generated types and the reflection descriptor set.
 #![forbid(unsafe_code)]
@@ -26,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod memory;
 pub mod proto;
 pub mod server;
 pub mod session;

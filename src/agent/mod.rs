@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ModelConfig};
+use crate::memory::Memory;
 use crate::session::event::EventKind;
 use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
@@ -61,6 +62,8 @@ pub trait RunHost: Send + Sync {
     fn context(&self) -> Vec<HistoryMessage>;
     /// The session's system prompt (read again by a reload), for the next model call.
     fn system_prompt(&self) -> String;
+    /// The session's memory namespace.
+    fn memory_namespace(&self) -> String;
     /// Replaces, for the model, the context before message `first_kept` with `summary`, and
     /// emits `compaction_end`.
     fn compact(&self, first_kept: &str, summary: String, summary_tokens: u64);
@@ -105,6 +108,7 @@ pub struct Agent {
     max_steps: usize,
     system_prompt: String,
     workspace: Arc<Workspace>,
+    memory: Memory,
     default_model: ModelRef,
     max_retries: u32,
     retry_base_delay: Duration,
@@ -124,7 +128,7 @@ pub fn validate_provider(config: &Config) -> Result<(), String> {
 }
 
 impl Agent {
-    pub fn from_config(config: &Config) -> std::io::Result<Self> {
+    pub fn from_config(config: &Config, memory: Memory) -> std::io::Result<Self> {
         let echo: Arc<dyn Provider> =
             Arc::new(echo::EchoProvider::new(config.agent.echo_token_delay));
         let mut models: Vec<ModelEntry> = echo
@@ -169,8 +173,10 @@ impl Agent {
         let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
             std::io::Error::new(e.kind(), format!("workspace {}: {e}", config.workspace.display()))
         })?);
-        let tools =
+        let mut tools =
             ToolSet::parse(&config.tools).map_err(std::io::Error::other)?.build(workspace.clone());
+        // The memory tools are always there (GATEWAY.md §6).
+        tools.extend(tools::memory::tools(&memory));
         let mut system_prompt = if config.system_prompt.is_empty() {
             "You are a helpful assistant.".to_string()
         } else {
@@ -186,6 +192,7 @@ impl Agent {
             max_steps: config.agent.max_steps,
             system_prompt,
             workspace,
+            memory,
             default_model: ModelRef {
                 provider: config.provider.clone(),
                 model_id: config.model_id().to_string(),
@@ -257,7 +264,8 @@ impl Agent {
             }
             host.emit(EventKind::TurnStart);
             host.emit(EventKind::MessageStart { role: Role::Assistant.as_str().into() });
-            let system_prompt = host.system_prompt();
+            let namespace = host.memory_namespace();
+            let system_prompt = self.with_core_memories(host.system_prompt(), &namespace).await;
             let mut messages = host.context();
             let budget = entry.context_window.saturating_mul(self.compact_at_percent) / 100;
             let estimate = estimate_tokens(&system_prompt, &messages);
@@ -436,6 +444,21 @@ impl Agent {
         (done && !summary.trim().is_empty()).then(|| (summary.trim().to_string(), usage))
     }
 
+    /// The namespace's core memories join the system prompt of every model call.
+    async fn with_core_memories(&self, mut prompt: String, namespace: &str) -> String {
+        match self.memory.core(namespace).await {
+            Ok(core) if !core.is_empty() => {
+                prompt.push_str("\n\n# What you remember about the user\n");
+                for record in core {
+                    prompt.push_str(&format!("- [{}] {}\n", record.key, record.content));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "cannot read core memories"),
+        }
+        prompt
+    }
+
     fn timed_out(&self) -> ProviderError {
         ProviderError::fatal(format!(
             "model call timed out after {} (agent.call_timeout)",
@@ -521,7 +544,8 @@ impl Agent {
                 partial_result: partial,
             })
         };
-        tool.call(args, ToolContext { update: &update, cancel }).await
+        let namespace = host.memory_namespace();
+        tool.call(args, ToolContext { update: &update, cancel, namespace: &namespace }).await
     }
 }
 

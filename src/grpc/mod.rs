@@ -4,19 +4,17 @@
 mod admin;
 mod chat;
 pub mod convert;
+pub mod guard;
 mod memory;
 mod sessions;
 mod subscribe;
 
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-
 use crate::app::AppState;
-use crate::auth::Auth;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::chat_server::ChatServer;
 use crate::proto::memory_server::MemoryServer;
 use crate::proto::sessions_server::SessionsServer;
+use guard::Guarded;
 
 /// Our services, as named in health checks and reflection.
 pub const SERVICE_NAMES: &[&str] = &[
@@ -29,29 +27,17 @@ pub const SERVICE_NAMES: &[&str] = &[
 /// Largest gRPC message accepted or sent (GATEWAY.md §8).
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
-/// Checks `authorization: Bearer <token>` metadata. Health and reflection are not wrapped.
-#[derive(Clone)]
-pub struct AuthInterceptor(Auth);
-
-impl Interceptor for AuthInterceptor {
-    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let header = request.metadata().get("authorization").map(|v| v.as_bytes());
-        self.0.check(header)?;
-        Ok(request)
-    }
-}
-
 pub struct Services {
-    pub sessions: InterceptedService<subscribe::SessionsService, AuthInterceptor>,
-    pub chat: InterceptedService<ChatServer<chat::ChatApi>, AuthInterceptor>,
-    pub memory: InterceptedService<MemoryServer<memory::MemoryApi>, AuthInterceptor>,
-    pub admin: InterceptedService<AdminServer<admin::AdminApi>, AuthInterceptor>,
+    pub sessions: Guarded<subscribe::SessionsService>,
+    pub chat: Guarded<ChatServer<chat::ChatApi>>,
+    pub memory: Guarded<MemoryServer<memory::MemoryApi>>,
+    pub admin: Guarded<AdminServer<admin::AdminApi>>,
 }
 
 pub fn services(state: &AppState) -> Services {
-    let auth = AuthInterceptor(state.auth.clone());
+    let auth = state.auth.clone();
     Services {
-        sessions: InterceptedService::new(
+        sessions: Guarded::new(
             subscribe::SessionsService::new(
                 SessionsServer::new(sessions::SessionsApi::new(state.clone()))
                     .max_decoding_message_size(MAX_MESSAGE)
@@ -61,13 +47,16 @@ pub fn services(state: &AppState) -> Services {
             ),
             auth.clone(),
         ),
-        chat: InterceptedService::new(
+        chat: Guarded::new(
             ChatServer::new(chat::ChatApi::new(state.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             auth.clone(),
         ),
-        memory: InterceptedService::new(MemoryServer::new(memory::MemoryApi), auth.clone()),
-        admin: InterceptedService::new(AdminServer::new(admin::AdminApi::new(state.clone())), auth),
+        memory: Guarded::new(
+            MemoryServer::new(memory::MemoryApi::new(state.clone())),
+            auth.clone(),
+        ),
+        admin: Guarded::new(AdminServer::new(admin::AdminApi::new(state.clone())), auth),
     }
 }

@@ -3,7 +3,7 @@
 //! as the SSE frame does for SSE. The generated `SessionsServer` would encode each event per
 //! subscriber, so [`SessionsService`] answers this one method itself, with a codec whose
 //! messages are already-encoded bytes, and hands every other method to the generated server.
-//! It sits inside the auth interceptor and the grpc-web layer like any service.
+//! It sits inside the auth guard and the grpc-web layer like any service.
 
 use std::convert::Infallible;
 use std::pin::Pin;

@@ -4,6 +4,7 @@
 //! later piece of work are registered and answer 501 with what is missing.
 
 pub mod extract;
+pub mod memory;
 pub mod rest;
 pub mod sse;
 pub mod v1;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::app::AppState;
+use crate::auth::{Caller, Scope};
 use crate::error::{ErrorCode, GatewayError};
 
 /// A route that exists in the contract but not yet in this build.
@@ -25,14 +27,30 @@ fn later(what: &'static str) -> MethodRouter<AppState> {
     get(handler).post(handler).patch(handler).delete(handler)
 }
 
-/// Bearer auth on every route but the public ones (see `router`).
-async fn require_bearer(
+/// Who calls (401 without a valid token), for every route but the public ones (see
+/// `router`); the [`Caller`] goes into the request's extensions.
+async fn authenticate(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, GatewayError> {
     let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
-    state.auth.check(header)?;
+    let caller = state.auth.check(header)?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// 403 unless the caller (put there by `authenticate`) has the route group's scope.
+async fn require_scope(
+    State(scope): State<Scope>,
+    request: Request,
+    next: Next,
+) -> Result<Response, GatewayError> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(GatewayError::unauthenticated)?
+        .require(scope)?;
     Ok(next.run(request).await)
 }
 
@@ -41,46 +59,52 @@ async fn page() -> impl IntoResponse {
     ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("page.html"))
 }
 
+/// The routes, grouped by the scope they need (README: "Tokens and scopes").
 pub fn router(state: AppState) -> Router {
-    let memory = "the memory service (/memory/*)";
-    let protected = Router::new()
-        .route("/ready", get(rest::ready))
-        .route("/sessions", get(rest::list_sessions))
-        .route("/sessions/{key}", get(rest::get_session).patch(rest::rename).delete(rest::delete))
-        .route("/sessions/{key}/events", get(sse::events))
+    let chat = Router::new()
         .route("/sessions/{key}/messages", post(rest::send_message))
-        .route("/sessions/{key}/abort", post(rest::abort))
-        .route("/sessions/{key}/steer", post(rest::steer))
-        .route("/sessions/{key}/reset", post(rest::reset))
-        .route("/sessions/{key}/queue/{message_id}", delete(rest::cancel_queued))
-        .route("/sessions/{key}/history", get(rest::history))
-        .route("/sessions/{key}/state", get(rest::session_state))
         .route("/sessions/{key}/chat", post(vercel::chat))
         .route("/sessions/{key}/chat/{id}/stream", get(vercel::resume))
+        .route("/sessions/{key}/steer", post(rest::steer))
+        .route("/sessions/{key}/abort", post(rest::abort))
+        .route("/sessions/{key}/queue/{message_id}", delete(rest::cancel_queued))
         .route("/sessions/{key}/commands", later("slash commands (/sessions/:key/commands)"))
-        .route("/sessions/{key}/model", post(rest::set_model))
-        .route("/sessions/{key}/thinking", post(rest::set_thinking))
-        .route("/sessions/{key}/reload", post(rest::reload))
-        .route("/models", get(rest::models))
-        .route("/config", later("the admin service (/config)"))
-        .route("/channels/status", later("the admin service (/channels/status)"))
-        .route("/logs", later("the admin service (/logs)"))
-        .route("/metrics", later("metrics (/metrics)"))
-        .route("/memory/status", later(memory))
-        .route("/memory/core", later(memory))
-        .route("/memory/search", later(memory))
-        .route("/memory/remember", later(memory))
-        .route("/memory/forget", later(memory))
-        .route("/memory/rebuild", later(memory))
-        .route("/v1/conversations", get(v1::list).post(v1::create))
-        .route("/v1/conversations/{id}", get(v1::get).delete(v1::delete))
         .route("/v1/conversations/{id}/abort", post(v1::abort))
         .route("/v1/conversations/{id}/stream", get(v1::resume_stream))
         .route("/v1/chat", post(v1::chat))
         .route("/v1/chat/stream", post(v1::chat_stream))
         .route("/v1/adapters/chat", post(v1::adapter_chat))
         .route("/v1/adapters/chat/stream", post(v1::adapter_chat_stream))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_bearer));
+        .route_layer(middleware::from_fn_with_state(Scope::Chat, require_scope));
+    let sessions = Router::new()
+        .route("/sessions", get(rest::list_sessions))
+        .route("/sessions/{key}", get(rest::get_session).patch(rest::rename).delete(rest::delete))
+        .route("/sessions/{key}/events", get(sse::events))
+        .route("/sessions/{key}/reset", post(rest::reset))
+        .route("/sessions/{key}/history", get(rest::history))
+        .route("/sessions/{key}/state", get(rest::session_state))
+        .route("/sessions/{key}/model", post(rest::set_model))
+        .route("/sessions/{key}/thinking", post(rest::set_thinking))
+        .route("/sessions/{key}/reload", post(rest::reload))
+        .route("/models", get(rest::models))
+        .route("/v1/conversations", get(v1::list).post(v1::create))
+        .route("/v1/conversations/{id}", get(v1::get).delete(v1::delete))
+        .route_layer(middleware::from_fn_with_state(Scope::Sessions, require_scope));
+    let memory =
+        memory::router().route_layer(middleware::from_fn_with_state(Scope::Memory, require_scope));
+    let admin = Router::new()
+        .route("/config", later("the admin service (/config)"))
+        .route("/channels/status", later("the admin service (/channels/status)"))
+        .route("/logs", later("the admin service (/logs)"))
+        .route("/metrics", later("metrics (/metrics)"))
+        .route_layer(middleware::from_fn_with_state(Scope::Admin, require_scope));
+    let protected = Router::new()
+        .route("/ready", get(rest::ready))
+        .merge(chat)
+        .merge(sessions)
+        .merge(memory)
+        .merge(admin)
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
     // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
     let mut public = Router::new().route("/health", get(rest::health));

@@ -44,7 +44,7 @@ async fn receive(
     let secret = &state.config.webhook.secret;
     if secret.is_empty() {
         let authorization = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
-        state.auth.check(authorization)?;
+        state.auth.check(authorization)?.require(crate::auth::Scope::Chat)?;
     } else {
         let presented =
             headers.get("x-pi-webhook-secret").map(|v| v.as_bytes()).unwrap_or_default();

@@ -22,10 +22,8 @@ impl SessionManager {
     pub async fn create(&self, request: CreateRequest) -> Result<Snapshot> {
         let key = request.session_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         validate_key(&key)?;
-        if request.memory_namespace.is_some() {
-            return Err(GatewayError::unimplemented(
-                "memory namespaces (memoryNamespace) arrive with the memory service",
-            ));
+        if let Some(namespace) = &request.memory_namespace {
+            crate::memory::validate_namespace(namespace)?;
         }
         if let Some(name) = &request.name {
             validate_name(name)?;
@@ -49,6 +47,9 @@ impl SessionManager {
             let mut registry = self.registry();
             self.install(&mut registry, &key, stored, |state| {
                 state.name = request.name.filter(|n| !n.is_empty());
+                if let Some(namespace) = request.memory_namespace {
+                    state.memory_namespace = namespace;
+                }
                 if let Some(model) = request.model {
                     state.model = model;
                 }
@@ -113,6 +114,20 @@ impl SessionManager {
         session.lock().system_prompt = Some(prompt);
         info!(session_key = key, "session reloaded");
         Ok(())
+    }
+
+    /// The memory namespace a memory call works in: the session's (unknown session: 404),
+    /// else the default one.
+    pub async fn memory_namespace(
+        &self,
+        caller: &crate::auth::Caller,
+        key: Option<&str>,
+    ) -> Result<String> {
+        let _ = caller; // sessions a caller may not see arrive with session ownership
+        match key {
+            None => Ok(crate::memory::DEFAULT_NAMESPACE.to_string()),
+            Some(key) => Ok(self.existing(key).await?.lock().memory_namespace.clone()),
+        }
     }
 
     /// The model registry and the model new sessions get.

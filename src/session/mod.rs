@@ -570,8 +570,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
         let config = Arc::new(config);
-        let agent = Arc::new(Agent::from_config(&config).unwrap());
         let store = Arc::new(SqliteStore::in_memory());
+        let memory = crate::memory::Memory::new(store.clone());
+        let agent = Arc::new(Agent::from_config(&config, memory).unwrap());
         let manager = SessionManager::open(config, agent, store.clone(), CancellationToken::new())
             .await
             .unwrap();

@@ -120,6 +120,10 @@ impl RunHost for Host<'_> {
         self.session.lock().compact(first_kept, summary, summary_tokens);
     }
 
+    fn memory_namespace(&self) -> String {
+        self.session.lock().memory_namespace.clone()
+    }
+
     fn system_prompt(&self) -> String {
         let mut state = self.session.lock();
         state.system_prompt.get_or_insert_with(|| self.agent.session_prompt()).clone()

@@ -167,6 +167,8 @@ pub(crate) struct State {
     /// summary (history itself keeps everything).
     pub compacted_upto: u64,
     pub compaction_summary: Option<String>,
+    /// Where this session's memory tools and episodes belong.
+    pub memory_namespace: String,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -279,6 +281,7 @@ impl State {
             system_prompt: None,
             compacted_upto: 0,
             compaction_summary: None,
+            memory_namespace: crate::memory::DEFAULT_NAMESPACE.to_string(),
             seq_floor,
             dirty: true,
             ops: Vec::new(),
@@ -302,6 +305,7 @@ impl State {
         state.history_base = record.history_base;
         state.compacted_upto = record.compacted_upto;
         state.compaction_summary = record.compaction_summary;
+        state.memory_namespace = record.memory_namespace;
         state.history = stored.history;
         state.dirty = false;
         let (started, queued): (Vec<_>, Vec<_>) =
@@ -407,6 +411,7 @@ impl State {
             preview: snapshot.last_message_preview,
             compacted_upto: self.compacted_upto,
             compaction_summary: self.compaction_summary.clone(),
+            memory_namespace: self.memory_namespace.clone(),
         }
     }
 

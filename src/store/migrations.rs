@@ -74,6 +74,37 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN compacted_upto INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN compaction_summary TEXT;
     "#,
+    // 3: memory: namespaces, records, episodes, and their FTS5 indexes (rowid = record id).
+    r#"
+    ALTER TABLE sessions ADD COLUMN memory_namespace TEXT NOT NULL DEFAULT 'default';
+    CREATE TABLE memories (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        namespace         TEXT NOT NULL,
+        bucket            TEXT NOT NULL CHECK (bucket IN ('core', 'archival')),
+        kind              TEXT NOT NULL,
+        key               TEXT NOT NULL,
+        content           TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        last_accessed_at  INTEGER NOT NULL,
+        active            INTEGER NOT NULL DEFAULT 1,
+        superseded_by     INTEGER
+    );
+    CREATE INDEX memories_by_key ON memories (namespace, key, active);
+    CREATE INDEX memories_by_bucket ON memories (namespace, bucket, active);
+    CREATE VIRTUAL TABLE memory_index USING fts5 (content, key, tokenize = 'unicode61');
+    CREATE TABLE episodes (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_key  TEXT NOT NULL,
+        message_id   TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        content      TEXT NOT NULL,
+        timestamp    INTEGER NOT NULL
+    );
+    CREATE INDEX episodes_by_session ON episodes (session_key);
+    CREATE VIRTUAL TABLE episode_index USING fts5 (content, tokenize = 'unicode61');
+    "#,
 ];
 
 /// Brings the database to the newest schema; refuses one written by a newer build.

@@ -10,6 +10,7 @@
 //! durability (an accepted message, a started run) wait on it. Reads go through the same
 //! ordered queue, so they always see every write submitted before them.
 
+pub mod memory;
 pub mod migrations;
 pub mod sqlite;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::error::GatewayError;
 use crate::session::model::{HistoryMessage, Image, ModelRef, ThinkingLevel, Usage};
 
+pub use memory::{MemoryRecord, MemoryStore, NewMemory, SearchHit};
 pub use sqlite::SqliteStore;
 
 /// A failed store operation. The message is SQLite's (or the driver's), e.g. "database or disk
@@ -102,6 +104,8 @@ pub struct SessionRecord {
     /// `compaction_summary`.
     pub compacted_upto: u64,
     pub compaction_summary: Option<String>,
+    /// The memory namespace the session's memory tools and episodes belong to.
+    pub memory_namespace: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,7 +236,7 @@ pub struct StoredSession {
 
 /// Where sessions live. Implementations apply batches in submission order, each atomically,
 /// and answer reads after every write submitted before them.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: memory::MemoryStore + Send + Sync + 'static {
     /// Submits a batch; never blocks. The ticket resolves when it is durable.
     fn write(&self, batch: Vec<Op>) -> Ticket;
     fn load(&self, key: &str) -> BoxFuture<'_, StoreResult<Stored>>;

@@ -72,7 +72,7 @@ impl SqliteStore {
         Self { tx, describe }
     }
 
-    fn read<T: Send + 'static>(
+    pub(super) fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'_, StoreResult<T>> {
@@ -246,8 +246,9 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO sessions (key, session_id, name, created_at, updated_at,
                  last_active_at, model_provider, model_id, thinking, input_tokens, output_tokens,
-                 history_base, message_count, preview, compacted_upto, compaction_summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 history_base, message_count, preview, compacted_upto, compaction_summary,
+                 memory_namespace)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 r.key,
@@ -266,6 +267,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 r.preview,
                 r.compacted_upto as i64,
                 r.compaction_summary,
+                r.memory_namespace,
             ])?;
         }
         Op::Seq { key, seq } => {
@@ -285,11 +287,20 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 serde_json::to_string(&message.parts)?,
                 message.timestamp,
             ])?;
+            super::memory::index_episode(
+                conn,
+                key,
+                &message.id,
+                message.role.as_str(),
+                &message.text(),
+                message.timestamp,
+            )?;
         }
         Op::ClearHistory { key } => {
             conn.prepare_cached("DELETE FROM history WHERE session_key = ?1")?.execute([key])?;
         }
         Op::DeleteSession { key } => {
+            super::memory::delete_episodes(conn, key)?;
             for table in [
                 "DELETE FROM sessions WHERE key = ?1",
                 "DELETE FROM history WHERE session_key = ?1",
@@ -368,7 +379,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
 
 const SESSION_COLUMNS: &str = "key, session_id, name, created_at, updated_at, last_active_at,
     model_provider, model_id, thinking, input_tokens, output_tokens, history_base,
-    message_count, preview, compacted_upto, compaction_summary";
+    message_count, preview, compacted_upto, compaction_summary, memory_namespace";
 
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let thinking: String = row.get(8)?;
@@ -390,6 +401,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         preview: row.get(13)?,
         compacted_upto: row.get::<_, i64>(14)? as u64,
         compaction_summary: row.get(15)?,
+        memory_namespace: row.get(16)?,
     })
 }
 

@@ -23,6 +23,7 @@ fn record(key: &str, last_active_at: i64) -> SessionRecord {
         preview: Some("hi".into()),
         compacted_upto: 0,
         compaction_summary: None,
+        memory_namespace: "default".into(),
     }
 }
 

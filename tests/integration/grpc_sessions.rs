@@ -47,8 +47,13 @@ async fn create_get_list_rename_delete() {
             ..Default::default()
         })
         .await
-        .unwrap_err();
-    assert_eq!(namespaced.code(), Code::Unimplemented, "refused, not ignored");
+        .unwrap()
+        .into_inner();
+    assert_eq!(namespaced.session.unwrap().session_key, "ns");
+    let mut memory = pb::memory_client::MemoryClient::new(gw.channel().await);
+    let status = pb::GetMemoryStatusRequest { session_key: Some("ns".into()) };
+    let status = memory.get_status(status).await.unwrap().into_inner().memory.unwrap();
+    assert_eq!(status.namespace, "team", "the session's own memory namespace");
     let unknown_model = client
         .create_session(pb::CreateSessionRequest {
             session_key: key("m"),
@@ -80,7 +85,7 @@ async fn create_get_list_rename_delete() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(rest.sessions.len(), 1, "main, alpha and the generated one");
+    assert_eq!(rest.sessions.len(), 2, "main, alpha, the generated one and ns");
     assert!(rest.next_page_token.is_empty());
 
     client.delete_session(pb::DeleteSessionRequest { session_key: key("alpha") }).await.unwrap();
@@ -207,9 +212,6 @@ async fn subscribe_starts_with_hello_and_resumes_after_seq() {
 #[tokio::test]
 async fn rpcs_still_to_come_are_unimplemented() {
     let gw = Gateway::start().await;
-    let mut memory = pb::memory_client::MemoryClient::new(gw.channel().await);
-    let status = memory.search(pb::SearchMemoryRequest::default()).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
     let mut admin = pb::admin_client::AdminClient::new(gw.channel().await);
     let ready = admin.ready(pb::ReadyRequest {}).await.unwrap().into_inner();
     assert_eq!((ready.ok, ready.ready, ready.sessions), (true, true, 1));

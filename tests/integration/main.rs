@@ -4,6 +4,7 @@
 mod common;
 
 mod agent;
+mod auth;
 mod binary;
 mod durability;
 mod events;
@@ -11,6 +12,7 @@ mod golden;
 mod grpc_chat;
 mod grpc_sessions;
 mod grpcurl;
+mod memory;
 mod providers;
 mod queue;
 mod rest;

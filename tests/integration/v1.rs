@@ -76,8 +76,10 @@ async fn conversation_validation() {
         assert_eq!(error["error"], "conversationId must be 1-200 characters without line breaks");
     }
     assert_eq!(gw.post("/v1/conversations", json!({"name": 5})).await.0, 400);
-    let (status, _) = gw.post("/v1/conversations", json!({"memoryNamespace": "team"})).await;
-    assert_eq!(status, 501, "memory namespaces arrive with the memory service");
+    let (status, created) = gw.post("/v1/conversations", json!({"memoryNamespace": "team"})).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _) = gw.post("/v1/conversations", json!({"memoryNamespace": 5})).await;
+    assert_eq!(status, 400);
     let (status, _) = gw.get(&format!("/v1/conversations/{}", "y".repeat(201))).await;
     assert_eq!(status, 400);
 }

@@ -4,6 +4,7 @@
 mod bash;
 mod edit;
 mod listing;
+pub mod memory;
 mod read;
 
 use std::path::{Component, Path, PathBuf};
@@ -41,6 +42,8 @@ fn text_content(text: String) -> Value {
 pub struct ToolContext<'a> {
     pub update: &'a (dyn Fn(Value) + Send + Sync),
     pub cancel: &'a CancellationToken,
+    /// The memory namespace of the session the run belongs to.
+    pub namespace: &'a str,
 }
 
 pub trait Tool: Send + Sync {
@@ -233,7 +236,8 @@ mod tests {
         let tools = ToolSet::parse("all").unwrap().build(ws.clone());
         let tool = tools.iter().find(|t| t.spec().name == name).unwrap();
         let cancel = CancellationToken::new();
-        tool.call(args, ToolContext { update: &|_| {}, cancel: &cancel }).await
+        tool.call(args, ToolContext { update: &|_| {}, cancel: &cancel, namespace: "default" })
+            .await
     }
 
     fn text(output: &ToolOutput) -> &str {

@@ -34,7 +34,27 @@ pub struct Gateway {
     pub workspace: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// (workspace, data) and the overrides it was started with, for a restart over them.
+    dirs: Option<(tempfile::TempDir, tempfile::TempDir)>,
+    settings: Vec<(String, String)>,
+}
+
+/// A gateway stopped by [`Gateway::stop_keeping_data`]: its dirs stay for the next start.
+pub struct Stopped {
+    dirs: (tempfile::TempDir, tempfile::TempDir),
+    settings: Vec<(String, String)>,
+}
+
+impl Stopped {
+    /// The database file the gateway used.
+    pub fn database(&self) -> PathBuf {
+        self.dirs.1.path().join(agent_gateway::app::STORE_FILE)
+    }
+
+    /// Starts a gateway over the same workspace and data dir, with the same settings.
+    pub async fn start(self) -> Gateway {
+        Gateway::start_in(self.dirs.0, self.dirs.1, self.settings).await
+    }
 }
 
 impl Gateway {
@@ -46,14 +66,23 @@ impl Gateway {
     pub async fn with(settings: &[(&str, &str)]) -> Self {
         let workspace = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
+        // `{workspace}` in a value stands for the test's workspace directory.
+        let ws = workspace.path().display().to_string();
+        let settings =
+            settings.iter().map(|(k, v)| (k.to_string(), v.replace("{workspace}", &ws))).collect();
+        Self::start_in(workspace, data, settings).await
+    }
+
+    async fn start_in(
+        workspace: tempfile::TempDir,
+        data: tempfile::TempDir,
+        settings: Vec<(String, String)>,
+    ) -> Self {
         let mut overrides = vec![
             ("workspace".to_string(), workspace.path().display().to_string()),
             ("data_dir".to_string(), data.path().display().to_string()),
         ];
-        // `{workspace}` in a value stands for the test's workspace directory.
-        let ws = workspace.path().display().to_string();
-        overrides
-            .extend(settings.iter().map(|(k, v)| (k.to_string(), v.replace("{workspace}", &ws))));
+        overrides.extend(settings.iter().cloned());
         let config = Config::load(&Sources { file: None, env: HashMap::new(), overrides })
             .expect("test config is valid");
         let state = AppState::open(config).await.expect("state builds");
@@ -70,8 +99,17 @@ impl Gateway {
             workspace: workspace.path().to_path_buf(),
             shutdown: Some(tx),
             task: Some(task),
-            _dirs: (workspace, data),
+            dirs: Some((workspace, data)),
+            settings,
         }
+    }
+
+    /// Stops the server (the store is closed) and keeps its dirs for [`Stopped::start`].
+    pub async fn stop_keeping_data(mut self) -> Stopped {
+        let dirs = self.dirs.take().expect("dirs are kept until the gateway is dropped");
+        let settings = std::mem::take(&mut self.settings);
+        self.stop().await;
+        Stopped { dirs, settings }
     }
 
     pub fn url(&self, path: &str) -> String {

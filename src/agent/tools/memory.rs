@@ -1,0 +1,190 @@
+//! `memory_search`, `memory_remember`, `memory_forget`: the agent's own long-term memory, in
+//! its session's namespace (where it also sees `secret` records).
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Tool, ToolContext, ToolOutput};
+use crate::agent::provider::ToolSpec;
+use crate::memory::{Memory, Remember};
+
+pub fn tools(memory: &Memory) -> Vec<std::sync::Arc<dyn Tool>> {
+    vec![
+        std::sync::Arc::new(Search { spec: search_spec(), memory: memory.clone() }),
+        std::sync::Arc::new(RememberTool { spec: remember_spec(), memory: memory.clone() }),
+        std::sync::Arc::new(Forget { spec: forget_spec(), memory: memory.clone() }),
+    ]
+}
+
+fn search_spec() -> ToolSpec {
+    ToolSpec {
+        name: "memory_search".into(),
+        description: "Search long-term memory (remembered facts and past conversations) for \
+                      plain words; best matches first."
+            .into(),
+        parameters: json!({"type": "object", "properties": {
+            "query": {"type": "string"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 100}
+        }, "required": ["query"], "additionalProperties": false}),
+    }
+}
+
+fn remember_spec() -> ToolSpec {
+    ToolSpec {
+        name: "memory_remember".into(),
+        description: "Remember something for later conversations. kind: profile, preference \
+                      or relationship (always in context), fact or secret (found by search). \
+                      The same key replaces an older memory."
+            .into(),
+        parameters: json!({"type": "object", "properties": {
+            "content": {"type": "string"},
+            "kind": {"type": "string", "enum": ["profile", "preference", "relationship", "fact", "secret"]},
+            "bucket": {"type": "string", "enum": ["core", "archival"]},
+            "key": {"type": "string"}
+        }, "required": ["content"], "additionalProperties": false}),
+    }
+}
+
+fn forget_spec() -> ToolSpec {
+    ToolSpec {
+        name: "memory_forget".into(),
+        description: "Forget a memory by its id or key.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "key": {"type": "string"}
+        }, "additionalProperties": false}),
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, ToolOutput> {
+    serde_json::from_value(args)
+        .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
+}
+
+struct Search {
+    spec: ToolSpec,
+    memory: Memory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchArgs {
+    query: String,
+    limit: Option<usize>,
+}
+
+impl Tool for Search {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(async move {
+            let args: SearchArgs = match parse("memory_search", args) {
+                Ok(args) => args,
+                Err(e) => return e,
+            };
+            match self.memory.search(ctx.namespace, &args.query, args.limit, true).await {
+                Ok(hits) if hits.is_empty() => ToolOutput::text("No memories match."),
+                Ok(hits) => {
+                    let lines: Vec<String> = hits
+                        .iter()
+                        .map(|h| match h.source_type {
+                            "memory" => format!(
+                                "[memory {} | {} | key {}] {}",
+                                h.id,
+                                h.kind.as_deref().unwrap_or(""),
+                                h.key.as_deref().unwrap_or(""),
+                                h.content
+                            ),
+                            _ => format!(
+                                "[conversation {} | {}] {}",
+                                h.session_key.as_deref().unwrap_or(""),
+                                h.role.as_deref().unwrap_or(""),
+                                h.snippet
+                            ),
+                        })
+                        .collect();
+                    ToolOutput::text(lines.join("\n"))
+                }
+                Err(e) => ToolOutput::error(e.message),
+            }
+        })
+    }
+}
+
+struct RememberTool {
+    spec: ToolSpec,
+    memory: Memory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RememberArgs {
+    content: String,
+    kind: Option<String>,
+    bucket: Option<String>,
+    key: Option<String>,
+}
+
+impl Tool for RememberTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(async move {
+            let args: RememberArgs = match parse("memory_remember", args) {
+                Ok(args) => args,
+                Err(e) => return e,
+            };
+            let request = Remember {
+                content: args.content,
+                bucket: args.bucket,
+                kind: args.kind,
+                key: args.key,
+                source: "tool",
+            };
+            match self.memory.remember(ctx.namespace, request).await {
+                Ok(record) => ToolOutput::text(format!(
+                    "Remembered (id {}, key {}, {} {}).",
+                    record.id, record.key, record.bucket, record.kind
+                )),
+                Err(e) => ToolOutput::error(e.message),
+            }
+        })
+    }
+}
+
+struct Forget {
+    spec: ToolSpec,
+    memory: Memory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgetArgs {
+    id: Option<i64>,
+    key: Option<String>,
+}
+
+impl Tool for Forget {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(async move {
+            let args: ForgetArgs = match parse("memory_forget", args) {
+                Ok(args) => args,
+                Err(e) => return e,
+            };
+            match self.memory.forget(ctx.namespace, args.id, args.key.as_deref()).await {
+                Ok(0) => ToolOutput::error("No such memory."),
+                Ok(n) => ToolOutput::text(format!(
+                    "Forgot {n} memor{}.",
+                    if n == 1 { "y" } else { "ies" }
+                )),
+                Err(e) => ToolOutput::error(e.message),
+            }
+        })
+    }
+}

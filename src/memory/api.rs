@@ -1,0 +1,84 @@
+//! The memory API both transports call (`/memory/*` and the `Memory` gRPC service): resolves
+//! the namespace from an optional `sessionKey` (unknown session: 404) and decides, from the
+//! caller's scopes, whether `secret` records may be shown.
+
+use crate::auth::{Caller, Scope};
+use crate::error::Result;
+use crate::session::SessionManager;
+use crate::store::{MemoryRecord, SearchHit};
+
+use super::{Memory, MemoryStatus, Remember};
+
+#[derive(Clone)]
+pub struct MemoryApi {
+    memory: Memory,
+    sessions: SessionManager,
+}
+
+impl MemoryApi {
+    pub fn new(memory: Memory, sessions: SessionManager) -> Self {
+        Self { memory, sessions }
+    }
+
+    async fn namespace(&self, caller: &Caller, session_key: Option<&str>) -> Result<String> {
+        self.sessions.memory_namespace(caller, session_key).await
+    }
+
+    pub async fn status(&self, caller: &Caller, session_key: Option<&str>) -> Result<MemoryStatus> {
+        self.memory.status(&self.namespace(caller, session_key).await?).await
+    }
+
+    pub async fn core(
+        &self,
+        caller: &Caller,
+        session_key: Option<&str>,
+    ) -> Result<Vec<MemoryRecord>> {
+        let records = self.memory.core(&self.namespace(caller, session_key).await?).await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| r.kind != "secret" || caller.allows(Scope::Admin))
+            .collect())
+    }
+
+    /// Best first; `secret` records only for admin-scope callers.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        session_key: Option<&str>,
+        query: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<SearchHit>> {
+        let namespace = self.namespace(caller, session_key).await?;
+        self.memory.search(&namespace, query, limit, caller.allows(Scope::Admin)).await
+    }
+
+    pub async fn remember(
+        &self,
+        caller: &Caller,
+        session_key: Option<&str>,
+        request: Remember,
+    ) -> Result<MemoryRecord> {
+        // Validated before the session lookup, so a bad body is a 400 whatever the key.
+        super::prepare(request.clone())?;
+        let namespace = self.namespace(caller, session_key).await?;
+        self.memory.remember(&namespace, request).await
+    }
+
+    /// Soft-deletes by id or key; how many records.
+    pub async fn forget(
+        &self,
+        caller: &Caller,
+        session_key: Option<&str>,
+        id: Option<i64>,
+        key: Option<&str>,
+    ) -> Result<u64> {
+        super::forget_key(id, key)?;
+        let namespace = self.namespace(caller, session_key).await?;
+        self.memory.forget(&namespace, id, key).await
+    }
+
+    /// Re-creates the namespace's index: (memory rows, episode rows).
+    pub async fn rebuild(&self, caller: &Caller, session_key: Option<&str>) -> Result<(u64, u64)> {
+        self.memory.rebuild(&self.namespace(caller, session_key).await?).await
+    }
+}

@@ -1,0 +1,134 @@
+//! Tokens and scopes (GATEWAY.md §10) on both transports: each scope is allowed where it
+//! applies and refused (403 / PERMISSION_DENIED) elsewhere; no or a wrong token is 401 /
+//! UNAUTHENTICATED; health and reflection stay open; tokens never show in error bodies.
+
+use agent_gateway::proto as pb;
+use agent_gateway::proto::admin_client::AdminClient;
+use agent_gateway::proto::memory_client::MemoryClient;
+use serde_json::json;
+use tonic::Code;
+
+use crate::common::*;
+
+const TOKENS: &str = r#"[
+  {name = "chatter", token = "chat-token-1", scopes = ["chat"]},
+  {name = "viewer", token = "sessions-token-1", scopes = ["sessions"]},
+  {name = "librarian", token = "memory-token-1", scopes = ["memory"]},
+  {name = "operator", token = "admin-token-1", scopes = ["admin"]}
+]"#;
+
+async fn gateway() -> Gateway {
+    Gateway::with(&[("tokens", TOKENS), ("bearer_token", "root-token-1")]).await
+}
+
+async fn http(gw: &Gateway, token: Option<&str>, method: &str, path: &str) -> (u16, String) {
+    let mut request = match method {
+        "GET" => gw.http.get(gw.url(path)),
+        "DELETE" => gw.http.delete(gw.url(path)),
+        _ => gw.http.post(gw.url(path)).json(&json!({"text": "hi", "query": "x", "message": "hi"})),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let (status, body) = read(request.send().await.unwrap()).await;
+    (status, body.to_string())
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn each_scope_opens_its_routes_and_only_those() {
+    let gw = gateway().await;
+    // (token, method, path): one route per scope.
+    let routes = [
+        ("chat-token-1", "POST", "/sessions/s1/messages"),
+        ("sessions-token-1", "GET", "/sessions"),
+        ("memory-token-1", "POST", "/memory/search"),
+        ("admin-token-1", "GET", "/config"),
+    ];
+    for (owner, method, path) in routes {
+        for token in ["chat-token-1", "sessions-token-1", "memory-token-1", "admin-token-1"] {
+            let (status, body) = http(&gw, Some(token), method, path).await;
+            if token == owner {
+                // `/config` is not built yet: 501 means the auth check let it through.
+                assert!(status == 200 || status == 501, "{token} {path}: {status} {body}");
+            } else {
+                assert_eq!(status, 403, "{token} {path}: {body}");
+                assert!(body.contains("permission_denied") && body.contains("lacks the"), "{body}");
+                assert!(!body.contains(token), "a token never shows in an error body");
+            }
+        }
+        let (status, body) = http(&gw, Some("root-token-1"), method, path).await;
+        assert!(status == 200 || status == 501, "bearer_token has every scope: {path} {body}");
+        let (status, body) = http(&gw, None, method, path).await;
+        assert_eq!((status, body.contains("unauthenticated")), (401, true), "{path}");
+        let (status, _) = http(&gw, Some("not-a-token"), method, path).await;
+        assert_eq!(status, 401);
+    }
+    // A chat token can abort and stream, a sessions token can read what chat created.
+    assert_eq!(http(&gw, Some("chat-token-1"), "POST", "/sessions/s1/abort").await.0, 200);
+    assert_eq!(http(&gw, Some("sessions-token-1"), "GET", "/sessions/s1/history").await.0, 200);
+    assert_eq!(http(&gw, Some("chat-token-1"), "GET", "/sessions/s1/history").await.0, 403);
+    assert_eq!(http(&gw, Some("memory-token-1"), "GET", "/ready").await.0, 200);
+    assert_eq!(http(&gw, None, "GET", "/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn grpc_methods_need_their_scope() {
+    let gw = gateway().await;
+    let channel = gw.channel().await;
+    let mut chat = pb::chat_client::ChatClient::new(channel.clone());
+    let mut sessions = pb::sessions_client::SessionsClient::new(channel.clone());
+    let mut memory = MemoryClient::new(channel.clone());
+    let mut admin = AdminClient::new(channel);
+    let send = || crate::grpc_chat::send("g1", "hello");
+
+    assert!(chat.send_message(with_token(send(), "chat-token-1")).await.unwrap().into_inner().ok);
+    let denied = chat.send_message(with_token(send(), "sessions-token-1")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.message(), "This token lacks the chat scope");
+    let list = || pb::ListSessionsRequest::default();
+    assert!(sessions.list_sessions(with_token(list(), "sessions-token-1")).await.is_ok());
+    let denied = sessions.list_sessions(with_token(list(), "chat-token-1")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let abort = || pb::AbortSessionRequest { session_key: "g1".into() };
+    assert!(sessions.abort_session(with_token(abort(), "chat-token-1")).await.is_ok());
+    let search = || pb::SearchMemoryRequest { query: "x".into(), ..Default::default() };
+    assert!(memory.search(with_token(search(), "memory-token-1")).await.is_ok());
+    let denied = memory.search(with_token(search(), "admin-token-1")).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let ready = || pb::ReadyRequest {};
+    assert!(admin.ready(with_token(ready(), "memory-token-1")).await.is_ok(), "any valid token");
+    let missing = admin.ready(tonic::Request::new(ready())).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let wrong = chat.send_message(with_token(send(), "chat-token-2")).await.unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert!(!wrong.message().contains("chat-token"), "{}", wrong.message());
+}
+
+#[tokio::test]
+async fn bad_token_settings_stop_the_start() {
+    use agent_gateway::config::{Config, Sources};
+    for (tokens, error) in [
+        (r#"[{name = "a", token = "short", scopes = ["chat"]}]"#, "at least 8 characters"),
+        (r#"[{name = "a", token = "long-enough", scopes = ["root"]}]"#, "unknown scope \"root\""),
+        (
+            r#"[{name = "a", token = "long-enough", scopes = []}, {name = "a", token = "long-enough-2", scopes = []}]"#,
+            "unique",
+        ),
+        (
+            r#"[{name = "a", token = "long-enough", scopes = []}, {name = "b", token = "long-enough", scopes = []}]"#,
+            "used twice",
+        ),
+        (r#"[{name = "a", token = "long-enough", scopes = [], extra = 1}]"#, "unknown field"),
+    ] {
+        let sources =
+            Sources { overrides: vec![("tokens".into(), tokens.into())], ..Default::default() };
+        let message = Config::load(&sources).unwrap_err().to_string();
+        assert!(message.contains(error), "{tokens}: {message}");
+    }
+}

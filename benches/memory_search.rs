@@ -76,6 +76,7 @@ async fn main() {
         compacted_upto: 0,
         compaction_summary: None,
         memory_namespace: "bench".into(),
+        owner: None,
     };
     store.write(vec![Op::PutSession(record)]).wait().await.expect("session row");
     for chunk in 0..episodes.div_ceil(1000) {

@@ -55,6 +55,14 @@ pub struct Caller {
     pub own_sessions_only: bool,
 }
 
+/// The default caller may do nothing and see nothing: a request that forgot to say who calls
+/// is refused, never granted.
+impl Default for Caller {
+    fn default() -> Self {
+        Self { name: None, scopes: 0, own_sessions_only: true }
+    }
+}
+
 impl Caller {
     /// A caller with every scope and no restriction (auth off, `bearer_token`, internal work).
     pub fn full() -> Self {

@@ -6,7 +6,9 @@ use futures_util::{Stream, StreamExt, stream};
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::guard::caller;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::proto as pb;
 use crate::session::model::{Image, SendRequest, StreamingBehavior};
@@ -24,7 +26,10 @@ impl ChatApi {
 
 type Answer<T> = Result<Response<T>, Status>;
 
-fn send_request(request: pb::SendMessageRequest) -> Result<SendRequest, GatewayError> {
+fn send_request(
+    request: pb::SendMessageRequest,
+    caller: Caller,
+) -> Result<SendRequest, GatewayError> {
     let behavior = match pb::StreamingBehavior::try_from(request.streaming_behavior) {
         Ok(pb::StreamingBehavior::Steer) => StreamingBehavior::Steer,
         Ok(_) => StreamingBehavior::FollowUp,
@@ -40,6 +45,7 @@ fn send_request(request: pb::SendMessageRequest) -> Result<SendRequest, GatewayE
             .collect(),
         behavior,
         idempotency_key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
+        caller,
     })
 }
 
@@ -49,7 +55,8 @@ impl pb::chat_server::Chat for ChatApi {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Answer<pb::SendMessageResponse> {
-        let request = send_request(request.into_inner())?;
+        let caller = caller(&request);
+        let request = send_request(request.into_inner(), caller)?;
         let (accepted, outcome) = self.state.sessions.send(request).await?;
         let outcome = outcome.await.map_err(|_| Status::from(GatewayError::shutting_down()))?;
         Ok(Response::new(pb::SendMessageResponse {
@@ -68,8 +75,9 @@ impl pb::chat_server::Chat for ChatApi {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Answer<Self::StreamChatStream> {
+        let caller = caller(&request);
         use pb::stream_chat_response::Kind;
-        let request = send_request(request.into_inner())?;
+        let request = send_request(request.into_inner(), caller)?;
         let (accepted, run) = self.state.sessions.send_stream(request).await?;
         let first = pb::StreamChatResponse {
             kind: Some(Kind::Accepted(pb::Accepted {
@@ -90,8 +98,10 @@ impl pb::chat_server::Chat for ChatApi {
     }
 
     async fn steer(&self, request: Request<pb::SteerRequest>) -> Answer<pb::SteerResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
-        let accepted = self.state.sessions.steer(&request.session_key, request.text).await?;
+        let accepted =
+            self.state.sessions.steer(&caller, &request.session_key, request.text).await?;
         Ok(Response::new(pb::SteerResponse {
             mode: convert::steer_mode(accepted.mode),
             session_key: accepted.session_key,
@@ -103,9 +113,13 @@ impl pb::chat_server::Chat for ChatApi {
         &self,
         request: Request<pb::CancelQueuedRequest>,
     ) -> Answer<pb::CancelQueuedResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
-        let cancelled =
-            self.state.sessions.cancel_queued(&request.session_key, &request.message_id).await?;
+        let cancelled = self
+            .state
+            .sessions
+            .cancel_queued(&caller, &request.session_key, &request.message_id)
+            .await?;
         Ok(Response::new(pb::CancelQueuedResponse { cancelled }))
     }
 

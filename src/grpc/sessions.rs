@@ -6,6 +6,7 @@ use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::guard::caller;
 use crate::app::AppState;
 use crate::proto as pb;
 use crate::session::model::{CreateRequest, ModelRef};
@@ -32,10 +33,11 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Answer<pb::ListSessionsResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let limit = (request.page_size > 0).then_some(request.page_size as usize);
         let cursor = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
-        let page = self.state.sessions.list(limit, cursor).await?;
+        let page = self.state.sessions.list(&caller, limit, cursor).await?;
         ok(pb::ListSessionsResponse {
             sessions: page.items.into_iter().map(convert::snapshot).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -46,7 +48,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::GetSessionRequest>,
     ) -> Answer<pb::GetSessionResponse> {
-        let snapshot = self.state.sessions.get(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        let snapshot = self.state.sessions.get(&caller, &request.into_inner().session_key).await?;
         ok(pb::GetSessionResponse { session: Some(convert::snapshot(snapshot)) })
     }
 
@@ -54,6 +57,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::CreateSessionRequest>,
     ) -> Answer<pb::CreateSessionResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let snapshot = self
             .state
@@ -65,6 +69,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
                     .model
                     .map(|m| ModelRef { provider: m.provider, model_id: m.model_id }),
                 memory_namespace: request.memory_namespace,
+                caller,
             })
             .await?;
         ok(pb::CreateSessionResponse { session: Some(convert::snapshot(snapshot)) })
@@ -74,7 +79,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::DeleteSessionRequest>,
     ) -> Answer<pb::DeleteSessionResponse> {
-        self.state.sessions.delete(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        self.state.sessions.delete(&caller, &request.into_inner().session_key).await?;
         ok(pb::DeleteSessionResponse {})
     }
 
@@ -82,8 +88,9 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::RenameSessionRequest>,
     ) -> Answer<pb::RenameSessionResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
-        self.state.sessions.rename(&request.session_key, Some(request.name)).await?;
+        self.state.sessions.rename(&caller, &request.session_key, Some(request.name)).await?;
         ok(pb::RenameSessionResponse {})
     }
 
@@ -91,7 +98,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::ResetSessionRequest>,
     ) -> Answer<pb::ResetSessionResponse> {
-        self.state.sessions.reset(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        self.state.sessions.reset(&caller, &request.into_inner().session_key).await?;
         ok(pb::ResetSessionResponse {})
     }
 
@@ -99,7 +107,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::AbortSessionRequest>,
     ) -> Answer<pb::AbortSessionResponse> {
-        let aborted = self.state.sessions.abort(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        let aborted = self.state.sessions.abort(&caller, &request.into_inner().session_key).await?;
         ok(pb::AbortSessionResponse { aborted })
     }
 
@@ -107,7 +116,9 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::ClearQueueRequest>,
     ) -> Answer<pb::ClearQueueResponse> {
-        let cleared = self.state.sessions.clear_queue(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        let cleared =
+            self.state.sessions.clear_queue(&caller, &request.into_inner().session_key).await?;
         ok(pb::ClearQueueResponse { cleared: cleared as u32 })
     }
 
@@ -115,10 +126,12 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::GetHistoryRequest>,
     ) -> Answer<pb::GetHistoryResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let limit = (request.limit > 0).then_some(request.limit as usize);
         let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
-        let page = self.state.sessions.history(&request.session_key, limit, cursor).await?;
+        let page =
+            self.state.sessions.history(&caller, &request.session_key, limit, cursor).await?;
         ok(pb::GetHistoryResponse {
             messages: page.items.into_iter().map(convert::message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -129,7 +142,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::GetStateRequest>,
     ) -> Answer<pb::GetStateResponse> {
-        let view = self.state.sessions.state(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        let view = self.state.sessions.state(&caller, &request.into_inner().session_key).await?;
         ok(pb::GetStateResponse {
             session: Some(convert::snapshot(view.session)),
             messages: view.messages.into_iter().map(convert::message).collect(),
@@ -140,9 +154,10 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::SetModelRequest>,
     ) -> Answer<pb::SetModelResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let model = ModelRef { provider: request.provider, model_id: request.model_id };
-        let model = self.state.sessions.set_model(&request.session_key, model).await?;
+        let model = self.state.sessions.set_model(&caller, &request.session_key, model).await?;
         ok(pb::SetModelResponse {
             model: Some(pb::ModelRef { provider: model.provider, model_id: model.model_id }),
         })
@@ -152,9 +167,10 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::SetThinkingLevelRequest>,
     ) -> Answer<pb::SetThinkingLevelResponse> {
+        let caller = caller(&request);
         let request = request.into_inner();
         let level = convert::thinking_from(request.level)?;
-        let level = self.state.sessions.set_thinking(&request.session_key, level).await?;
+        let level = self.state.sessions.set_thinking(&caller, &request.session_key, level).await?;
         ok(pb::SetThinkingLevelResponse { level: convert::thinking(level) })
     }
 
@@ -162,7 +178,8 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::ReloadSessionRequest>,
     ) -> Answer<pb::ReloadSessionResponse> {
-        self.state.sessions.reload(&request.into_inner().session_key).await?;
+        let caller = caller(&request);
+        self.state.sessions.reload(&caller, &request.into_inner().session_key).await?;
         ok(pb::ReloadSessionResponse {})
     }
 
@@ -174,8 +191,10 @@ impl pb::sessions_server::Sessions for SessionsApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Answer<Self::SubscribeStream> {
+        let caller = caller(&request);
         let request = request.into_inner();
-        let events = self.state.sessions.subscribe(&request.session_key, request.after_seq).await?;
+        let events =
+            self.state.sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
         ok(Box::pin(events.map(|event| Ok(convert::event(&event)))))
     }
 }

@@ -90,9 +90,11 @@ impl ServerStreamingService<pb::SubscribeRequest> for Subscribe {
 
     fn call(&mut self, request: tonic::Request<pb::SubscribeRequest>) -> Self::Future {
         let state = self.0.clone();
+        let caller = super::guard::caller(&request);
         Box::pin(async move {
             let request = request.into_inner();
-            let events = state.sessions.subscribe(&request.session_key, request.after_seq).await?;
+            let events =
+                state.sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
             let stream: EncodedStream = Box::pin(events.map(|event| Ok(encoded(&event))));
             Ok(tonic::Response::new(stream))
         })

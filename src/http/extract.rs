@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::session::model::{Image, StreamingBehavior};
 
@@ -65,6 +66,16 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
             .await
             .map_err(|_| GatewayError::invalid("Invalid path: segments must be UTF-8"))?;
         Ok(PathParams(params))
+    }
+}
+
+/// The caller `authenticate` found; a route outside it gets the default caller, which may do
+/// nothing.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or_default())
     }
 }
 

@@ -13,6 +13,7 @@ use super::extract::{
     ImageJson, JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text,
 };
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ErrorCode, GatewayError};
 use crate::session::model::{
     HistoryMessage, ModelRef, RunOutcome, SendRequest, Snapshot, ThinkingLevel,
@@ -58,15 +59,20 @@ struct SessionList {
 
 pub async fn list_sessions(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let limit = positive(&query, "limit", "List limit must be a positive integer")?;
-    let page = state.sessions.list(limit, query.get("cursor").map(String::as_str)).await?;
+    let page = state.sessions.list(&caller, limit, query.get("cursor").map(String::as_str)).await?;
     Ok(Json(SessionList { sessions: page.items, next_cursor: page.next_cursor }).into_response())
 }
 
-pub async fn get_session(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    let session = state.sessions.get(&key).await?;
+pub async fn get_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(key): KeyPath,
+) -> Answer {
+    let session = state.sessions.get(&caller, &key).await?;
     Ok(Json(json!({ "session": session })).into_response())
 }
 
@@ -77,15 +83,20 @@ pub struct RenameBody {
 
 pub async fn rename(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     JsonBody(body): JsonBody<RenameBody>,
 ) -> Answer {
-    state.sessions.rename(&key, body.name).await?;
+    state.sessions.rename(&caller, &key, body.name).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    state.sessions.delete(&key).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(key): KeyPath,
+) -> Answer {
+    state.sessions.delete(&caller, &key).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -117,6 +128,7 @@ pub async fn send_and_wait(state: &AppState, request: SendRequest) -> Answer {
 
 pub async fn send_message(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     headers: HeaderMap,
     JsonBody(body): JsonBody<MessageBody>,
@@ -127,6 +139,7 @@ pub async fn send_message(
         images: decode_images(body.images)?,
         behavior: streaming_behavior(body.streaming_behavior.as_deref())?,
         idempotency_key: idempotency_key(body.idempotency_key, &headers),
+        caller,
     };
     send_and_wait(&state, request).await
 }
@@ -138,19 +151,20 @@ pub fn idempotency_key(from_body: Option<String>, headers: &HeaderMap) -> Option
     })
 }
 
-pub async fn abort(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    let aborted = state.sessions.abort(&key).await?;
+pub async fn abort(State(state): State<AppState>, caller: Caller, KeyPath(key): KeyPath) -> Answer {
+    let aborted = state.sessions.abort(&caller, &key).await?;
     Ok(Json(json!({ "ok": aborted })).into_response())
 }
 
 pub async fn steer(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     JsonBody(body): JsonBody<Value>,
 ) -> Answer {
     let text =
         user_text(&body).ok_or_else(|| GatewayError::invalid("Missing user message text"))?;
-    match state.sessions.steer(&key, text).await {
+    match state.sessions.steer(&caller, &key, text).await {
         Ok(accepted) => {
             Ok(Json(json!({ "ok": true, "mode": accepted.mode, "sessionKey": key }))
                 .into_response())
@@ -161,18 +175,19 @@ pub async fn steer(
     }
 }
 
-pub async fn reset(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    state.sessions.reset(&key).await?;
+pub async fn reset(State(state): State<AppState>, caller: Caller, KeyPath(key): KeyPath) -> Answer {
+    state.sessions.reset(&caller, &key).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
 pub async fn cancel_queued(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     PathParams(params): PathParams,
 ) -> Answer {
     let message_id = params.get("message_id").cloned().unwrap_or_default();
-    let cancelled = state.sessions.cancel_queued(&key, &message_id).await?;
+    let cancelled = state.sessions.cancel_queued(&caller, &key, &message_id).await?;
     Ok(Json(json!({ "ok": cancelled })).into_response())
 }
 
@@ -186,16 +201,24 @@ struct HistoryPage {
 
 pub async fn history(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let limit = positive(&query, "limit", "History limit must be a positive integer")?;
-    let page = state.sessions.history(&key, limit, query.get("cursor").map(String::as_str)).await?;
+    let page = state
+        .sessions
+        .history(&caller, &key, limit, query.get("cursor").map(String::as_str))
+        .await?;
     Ok(Json(HistoryPage { messages: page.items, next_cursor: page.next_cursor }).into_response())
 }
 
-pub async fn session_state(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    Ok(Json(state.sessions.state(&key).await?).into_response())
+pub async fn session_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(key): KeyPath,
+) -> Answer {
+    Ok(Json(state.sessions.state(&caller, &key).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -207,13 +230,14 @@ pub struct ModelBody {
 
 pub async fn set_model(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     JsonBody(body): JsonBody<ModelBody>,
 ) -> Answer {
     let (Some(provider), Some(model_id)) = (body.provider, body.model_id) else {
         return Err(GatewayError::invalid("Missing provider or modelId"));
     };
-    let model = state.sessions.set_model(&key, ModelRef { provider, model_id }).await?;
+    let model = state.sessions.set_model(&caller, &key, ModelRef { provider, model_id }).await?;
     Ok(Json(json!({ "ok": true, "model": model })).into_response())
 }
 
@@ -224,12 +248,13 @@ pub struct ThinkingBody {
 
 pub async fn set_thinking(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     JsonBody(body): JsonBody<ThinkingBody>,
 ) -> Answer {
     let text = body.level.unwrap_or_default();
     let level = ThinkingLevel::parse(&text).ok_or_else(|| ThinkingLevel::invalid(&text))?;
-    let level = state.sessions.set_thinking(&key, level).await?;
+    let level = state.sessions.set_thinking(&caller, &key, level).await?;
     Ok(Json(json!({ "ok": true, "level": level })).into_response())
 }
 
@@ -238,7 +263,11 @@ pub async fn models(State(state): State<AppState>) -> Answer {
     Ok(Json(json!({ "models": models, "current": current })).into_response())
 }
 
-pub async fn reload(State(state): State<AppState>, KeyPath(key): KeyPath) -> Answer {
-    state.sessions.reload(&key).await?;
+pub async fn reload(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(key): KeyPath,
+) -> Answer {
+    state.sessions.reload(&caller, &key).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }

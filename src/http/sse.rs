@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Version, header};
 
 use super::extract::KeyPath;
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::session::stream::EventStream;
 
@@ -19,13 +20,14 @@ const HEARTBEAT: &[u8] = b":\n\n";
 
 pub async fn events(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     version: Version,
 ) -> Result<Response, GatewayError> {
     let after = resume_point(&headers, &query)?;
-    let events = state.sessions.subscribe(&key, after).await?;
+    let events = state.sessions.subscribe(&caller, &key, after).await?;
     Ok(sse_response(events, state.config.http.sse_heartbeat, version))
 }
 

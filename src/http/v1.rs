@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::extract::{ImageJson, JsonBody, PathParams, decode_images, streaming_behavior};
 use super::sse::{named_frame, resume_point, stream_response};
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::session::event::EventKind;
 use crate::session::model::{CreateRequest, SendRequest, Snapshot};
@@ -55,6 +56,7 @@ fn id_param(PathParams(params): &PathParams) -> Result<String, GatewayError> {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let limit = match query.get("limit") {
@@ -67,7 +69,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let page = state.sessions.list(limit, query.get("cursor").map(String::as_str)).await?;
+    let page = state.sessions.list(&caller, limit, query.get("cursor").map(String::as_str)).await?;
     let mut body =
         json!({ "conversations": page.items.iter().map(conversation).collect::<Vec<_>>() });
     if let Some(cursor) = page.next_cursor {
@@ -76,7 +78,11 @@ pub async fn list(
     Ok(Json(body).into_response())
 }
 
-pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Answer {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Value>,
+) -> Answer {
     let text_field = |name: &str| -> Result<Option<String>, GatewayError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -93,24 +99,25 @@ pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<Valu
         name: text_field("name")?,
         model: None,
         memory_namespace: text_field("memoryNamespace")?,
+        caller,
     };
     let snapshot = state.sessions.create(request).await?;
     Ok((StatusCode::CREATED, Json(json!({ "conversation": conversation(&snapshot) })))
         .into_response())
 }
 
-pub async fn get(State(state): State<AppState>, params: PathParams) -> Answer {
-    let snapshot = state.sessions.get(&id_param(&params)?).await?;
+pub async fn get(State(state): State<AppState>, caller: Caller, params: PathParams) -> Answer {
+    let snapshot = state.sessions.get(&caller, &id_param(&params)?).await?;
     Ok(Json(json!({ "conversation": conversation(&snapshot) })).into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, params: PathParams) -> Answer {
-    state.sessions.delete(&id_param(&params)?).await?;
+pub async fn delete(State(state): State<AppState>, caller: Caller, params: PathParams) -> Answer {
+    state.sessions.delete(&caller, &id_param(&params)?).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
-pub async fn abort(State(state): State<AppState>, params: PathParams) -> Answer {
-    let aborted = state.sessions.abort(&id_param(&params)?).await?;
+pub async fn abort(State(state): State<AppState>, caller: Caller, params: PathParams) -> Answer {
+    let aborted = state.sessions.abort(&caller, &id_param(&params)?).await?;
     Ok(Json(json!({ "ok": true, "aborted": aborted })).into_response())
 }
 
@@ -122,7 +129,11 @@ struct Chat {
     adapter_key: Option<String>,
 }
 
-fn chat_request(body: &Value, conversation: Option<String>) -> Result<SendRequest, GatewayError> {
+fn chat_request(
+    body: &Value,
+    conversation: Option<String>,
+    caller: Caller,
+) -> Result<SendRequest, GatewayError> {
     let message = body
         .get("message")
         .and_then(Value::as_str)
@@ -151,21 +162,22 @@ fn chat_request(body: &Value, conversation: Option<String>) -> Result<SendReques
         images: decode_images(images)?,
         behavior,
         idempotency_key: body.get("idempotencyKey").and_then(Value::as_str).map(str::to_string),
+        caller,
     })
 }
 
-fn parse_chat(body: &Value) -> Result<Chat, GatewayError> {
+fn parse_chat(body: &Value, caller: Caller) -> Result<Chat, GatewayError> {
     let conversation = match body.get("conversationId") {
         None | Some(Value::Null) => None,
         Some(id) => Some(conversation_id(id)?),
     };
     let named = conversation.is_some();
-    Ok(Chat { request: chat_request(body, conversation)?, named, adapter_key: None })
+    Ok(Chat { request: chat_request(body, conversation, caller)?, named, adapter_key: None })
 }
 
 /// Adapter ids: `conversationId = source:workspaceId:channelId[:threadId]`, `adapterKey =
 /// conversationId[:userId]`. Segments are non-empty strings without `:` or line breaks.
-fn parse_adapter_chat(body: &Value) -> Result<Chat, GatewayError> {
+fn parse_adapter_chat(body: &Value, caller: Caller) -> Result<Chat, GatewayError> {
     let segment = |name: &str, required: bool| -> Result<Option<String>, GatewayError> {
         match body.get(name) {
             None | Some(Value::Null) if required => {
@@ -201,18 +213,19 @@ fn parse_adapter_chat(body: &Value) -> Result<Chat, GatewayError> {
     };
     let conversation = conversation_id(&json!(id))?;
     Ok(Chat {
-        request: chat_request(body, Some(conversation))?,
+        request: chat_request(body, Some(conversation), caller)?,
         named: true,
         adapter_key: Some(adapter_key),
     })
 }
 
-async fn session_id(sessions: &SessionManager, key: &str) -> String {
-    sessions.get(key).await.map(|s| s.session_id).unwrap_or_default()
+async fn session_id(sessions: &SessionManager, caller: &Caller, key: &str) -> String {
+    sessions.get(caller, key).await.map(|s| s.session_id).unwrap_or_default()
 }
 
 async fn chat_json(state: AppState, chat: Chat) -> Answer {
     let key = chat.request.session_key.clone();
+    let caller = chat.request.caller.clone();
     let (_, outcome) = state.sessions.send(chat.request).await?;
     let outcome = outcome.await.map_err(|_| GatewayError::shutting_down())?;
     if !outcome.ok {
@@ -220,7 +233,7 @@ async fn chat_json(state: AppState, chat: Chat) -> Answer {
     }
     let mut body = json!({
         "conversationId": key,
-        "sessionId": session_id(&state.sessions, &key).await,
+        "sessionId": session_id(&state.sessions, &caller, &key).await,
         "assistantText": outcome.response,
     });
     if let Some(adapter_key) = chat.adapter_key {
@@ -229,31 +242,38 @@ async fn chat_json(state: AppState, chat: Chat) -> Answer {
     Ok(Json(body).into_response())
 }
 
-pub async fn chat(State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> Answer {
-    chat_json(state, parse_chat(&body)?).await
+pub async fn chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Value>,
+) -> Answer {
+    chat_json(state, parse_chat(&body, caller)?).await
 }
 
 pub async fn adapter_chat(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> Answer {
-    chat_json(state, parse_adapter_chat(&body)?).await
+    chat_json(state, parse_adapter_chat(&body, caller)?).await
 }
 
 pub async fn chat_stream(
     State(state): State<AppState>,
+    caller: Caller,
     version: Version,
     JsonBody(body): JsonBody<Value>,
 ) -> Answer {
-    chat_sse(state, version, parse_chat(&body)?).await
+    chat_sse(state, version, parse_chat(&body, caller)?).await
 }
 
 pub async fn adapter_chat_stream(
     State(state): State<AppState>,
+    caller: Caller,
     version: Version,
     JsonBody(body): JsonBody<Value>,
 ) -> Answer {
-    chat_sse(state, version, parse_adapter_chat(&body)?).await
+    chat_sse(state, version, parse_adapter_chat(&body, caller)?).await
 }
 
 /// Cancels the caller's own message when its stream is dropped before the end (the client
@@ -261,6 +281,7 @@ pub async fn adapter_chat_stream(
 /// touched.
 struct CancelOnDrop {
     sessions: SessionManager,
+    caller: Caller,
     key: String,
     message_id: String,
     armed: bool,
@@ -271,10 +292,14 @@ impl Drop for CancelOnDrop {
         if !self.armed {
             return;
         }
-        let (sessions, key, id) =
-            (self.sessions.clone(), self.key.clone(), std::mem::take(&mut self.message_id));
+        let (sessions, caller, key, id) = (
+            self.sessions.clone(),
+            self.caller.clone(),
+            self.key.clone(),
+            std::mem::take(&mut self.message_id),
+        );
         tokio::spawn(async move {
-            if let Ok(true) = sessions.cancel_own(&key, &id).await {
+            if let Ok(true) = sessions.cancel_own(&caller, &key, &id).await {
                 tracing::info!(session_key = %key, message_id = %id, "v1 client went away: message cancelled");
             }
         });
@@ -283,9 +308,11 @@ impl Drop for CancelOnDrop {
 
 async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
     let key = chat.request.session_key.clone();
+    let caller = chat.request.caller.clone();
     let (accepted, run) = state.sessions.send_stream(chat.request).await?;
     let guard = CancelOnDrop {
         sessions: state.sessions.clone(),
+        caller,
         key: key.clone(),
         message_id: accepted.message_id,
         armed: chat.named,
@@ -301,6 +328,7 @@ async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
 /// nothing to resume. Leaving a resumed stream cancels nothing.
 pub async fn resume_stream(
     State(state): State<AppState>,
+    caller: Caller,
     params: PathParams,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -309,11 +337,13 @@ pub async fn resume_stream(
     let key = id_param(&params)?;
     let after = resume_point(&headers, &query)?;
     let run = query.get("messageId").map(String::as_str);
-    let Some((message_id, run)) = state.sessions.resume_run(&key, run, after).await? else {
+    let Some((message_id, run)) = state.sessions.resume_run(&caller, &key, run, after).await?
+    else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let guard = CancelOnDrop {
         sessions: state.sessions.clone(),
+        caller,
         key: key.clone(),
         message_id,
         armed: false,
@@ -334,7 +364,7 @@ fn v1_frames(
         // Moves the whole guard in (not just the field assigned below): it must live and
         // drop with the stream.
         let mut guard = guard;
-        let ready_session_id = session_id(&sessions, &key).await;
+        let ready_session_id = session_id(&sessions, &guard.caller, &key).await;
         yield named_frame(None, "ready", &json!({"conversationId": key, "sessionId": ready_session_id}));
         let mut error_code = None;
         while let Some(item) = run.next().await {
@@ -355,7 +385,7 @@ fn v1_frames(
                     if outcome.ok {
                         let mut done = json!({
                             "conversationId": key,
-                            "sessionId": session_id(&sessions, &key).await,
+                            "sessionId": session_id(&sessions, &guard.caller, &key).await,
                             "assistantText": outcome.response,
                         });
                         if let Some(adapter_key) = &adapter_key {

@@ -16,6 +16,7 @@ use super::extract::{JsonBody, KeyPath, PathParams, decode_images, streaming_beh
 use super::rest::idempotency_key;
 use super::sse::{resume_point, stream_response};
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::session::event::EventKind;
 use crate::session::model::{Image, SendRequest};
@@ -23,6 +24,7 @@ use crate::session::stream::{RunItem, RunStream};
 
 pub async fn chat(
     State(state): State<AppState>,
+    caller: Caller,
     KeyPath(key): KeyPath,
     headers: HeaderMap,
     version: Version,
@@ -45,6 +47,7 @@ pub async fn chat(
         images,
         behavior,
         idempotency_key: idempotency_key(from_body, &headers),
+        caller,
     };
     // Errors (a full queue: 429) are answered before any stream starts.
     let (accepted, run) = state.sessions.send_stream(request).await?;
@@ -59,6 +62,7 @@ pub async fn chat(
 /// there is nothing to resume.
 pub async fn resume(
     State(state): State<AppState>,
+    caller: Caller,
     PathParams(params): PathParams,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -67,9 +71,9 @@ pub async fn resume(
     let key = params.get("key").cloned().unwrap_or_default();
     let id = params.get("id").cloned().unwrap_or_default();
     let after = resume_point(&headers, &query)?;
-    let resumed = match state.sessions.resume_run(&key, Some(&id), after).await? {
+    let resumed = match state.sessions.resume_run(&caller, &key, Some(&id), after).await? {
         Some(resumed) => Some(resumed),
-        None => state.sessions.resume_run(&key, None, after).await?,
+        None => state.sessions.resume_run(&caller, &key, None, after).await?,
     };
     let Some((message_id, run)) = resumed else {
         return Ok(StatusCode::NO_CONTENT.into_response());

@@ -14,6 +14,7 @@ use super::extract::{ImageJson, JsonBody, PathParams, decode_images};
 use super::rest::{idempotency_key, send_and_wait};
 use crate::app::AppState;
 use crate::auth::secrets_match;
+use crate::auth::{Caller, Scope};
 use crate::error::GatewayError;
 use crate::session::model::{SendRequest, StreamingBehavior};
 
@@ -42,9 +43,12 @@ async fn receive(
     JsonBody(body): JsonBody<WebhookBody>,
 ) -> Result<Response, GatewayError> {
     let secret = &state.config.webhook.secret;
+    // The secret authenticates the adapter: it may post to any session, as chat.
+    let mut caller = Caller::new("webhook", &[Scope::Chat], false);
     if secret.is_empty() {
         let authorization = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
-        state.auth.check(authorization)?.require(crate::auth::Scope::Chat)?;
+        caller = state.auth.check(authorization)?;
+        caller.require(Scope::Chat)?;
     } else {
         let presented =
             headers.get("x-pi-webhook-secret").map(|v| v.as_bytes()).unwrap_or_default();
@@ -75,6 +79,7 @@ async fn receive(
         images: decode_images(body.images)?,
         behavior: StreamingBehavior::FollowUp,
         idempotency_key: idempotency_key(body.idempotency_key, &headers),
+        caller,
     };
     send_and_wait(&state, request).await
 }

@@ -12,6 +12,7 @@ use super::event::EventKind;
 use super::model::*;
 use super::state::Session;
 use super::{SessionManager, run, validate_key};
+use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::store::Op;
 
@@ -45,7 +46,9 @@ impl SessionManager {
             }
             let stored = self.inner.store.load(&key).await?;
             let mut registry = self.registry();
+            let owner = request.caller.owner().map(str::to_string);
             self.install(&mut registry, &key, stored, |state| {
+                state.owner = owner;
                 state.name = request.name.filter(|n| !n.is_empty());
                 if let Some(namespace) = request.memory_namespace {
                     state.memory_namespace = namespace;
@@ -63,11 +66,11 @@ impl SessionManager {
         Ok(snapshot)
     }
 
-    pub async fn rename(&self, key: &str, name: Option<String>) -> Result<()> {
+    pub async fn rename(&self, caller: &Caller, key: &str, name: Option<String>) -> Result<()> {
         if let Some(name) = &name {
             validate_name(name)?;
         }
-        let session = self.existing(key).await?;
+        let session = self.existing(caller, key).await?;
         let mut state = session.lock();
         if let Some(name) = name {
             state.name = (!name.is_empty()).then_some(name);
@@ -79,14 +82,14 @@ impl SessionManager {
     }
 
     /// Switches the session's model (from the next run on); an unknown model is 404.
-    pub async fn set_model(&self, key: &str, model: ModelRef) -> Result<ModelRef> {
+    pub async fn set_model(&self, caller: &Caller, key: &str, model: ModelRef) -> Result<ModelRef> {
         if !self.inner.agent.has_model(&model) {
             return Err(GatewayError::not_found(format!(
                 "Model not found: {}/{}",
                 model.provider, model.model_id
             )));
         }
-        let session = self.existing(key).await?;
+        let session = self.existing(caller, key).await?;
         let mut state = session.lock();
         state.model = model.clone();
         state.updated_at = now_ms();
@@ -96,8 +99,13 @@ impl SessionManager {
     }
 
     /// Sets the session's thinking level (from the next model call on).
-    pub async fn set_thinking(&self, key: &str, level: ThinkingLevel) -> Result<ThinkingLevel> {
-        let session = self.existing(key).await?;
+    pub async fn set_thinking(
+        &self,
+        caller: &Caller,
+        key: &str,
+        level: ThinkingLevel,
+    ) -> Result<ThinkingLevel> {
+        let session = self.existing(caller, key).await?;
         let mut state = session.lock();
         state.thinking = level;
         state.updated_at = now_ms();
@@ -108,8 +116,8 @@ impl SessionManager {
 
     /// Re-reads the session's settings (the system prompt with the workspace's `AGENTS.md`):
     /// the next model call, even within a running run, uses them.
-    pub async fn reload(&self, key: &str) -> Result<()> {
-        let session = self.existing(key).await?;
+    pub async fn reload(&self, caller: &Caller, key: &str) -> Result<()> {
+        let session = self.existing(caller, key).await?;
         let prompt = self.inner.agent.session_prompt();
         session.lock().system_prompt = Some(prompt);
         info!(session_key = key, "session reloaded");
@@ -118,15 +126,10 @@ impl SessionManager {
 
     /// The memory namespace a memory call works in: the session's (unknown session: 404),
     /// else the default one.
-    pub async fn memory_namespace(
-        &self,
-        caller: &crate::auth::Caller,
-        key: Option<&str>,
-    ) -> Result<String> {
-        let _ = caller; // sessions a caller may not see arrive with session ownership
+    pub async fn memory_namespace(&self, caller: &Caller, key: Option<&str>) -> Result<String> {
         match key {
             None => Ok(crate::memory::DEFAULT_NAMESPACE.to_string()),
-            Some(key) => Ok(self.existing(key).await?.lock().memory_namespace.clone()),
+            Some(key) => Ok(self.existing(caller, key).await?.lock().memory_namespace.clone()),
         }
     }
 
@@ -136,19 +139,24 @@ impl SessionManager {
     }
 
     /// Aborts the running run; whether one was running.
-    pub async fn abort(&self, key: &str) -> Result<bool> {
-        Ok(self.existing(key).await?.lock().abort())
+    pub async fn abort(&self, caller: &Caller, key: &str) -> Result<bool> {
+        Ok(self.existing(caller, key).await?.lock().abort())
     }
 
-    pub async fn cancel_queued(&self, key: &str, message_id: &str) -> Result<bool> {
-        Ok(self.existing(key).await?.lock().cancel_queued(message_id))
+    pub async fn cancel_queued(
+        &self,
+        caller: &Caller,
+        key: &str,
+        message_id: &str,
+    ) -> Result<bool> {
+        Ok(self.existing(caller, key).await?.lock().cancel_queued(message_id))
     }
 
     /// Withdraws a caller's own message (its stream went away): out of the queue if it waits,
     /// aborted if its run is the one running. A run it only steered into belongs to another
     /// caller and is left alone. Whether anything was cancelled.
-    pub async fn cancel_own(&self, key: &str, message_id: &str) -> Result<bool> {
-        let session = self.existing(key).await?;
+    pub async fn cancel_own(&self, caller: &Caller, key: &str, message_id: &str) -> Result<bool> {
+        let session = self.existing(caller, key).await?;
         let mut state = session.lock();
         if state.cancel_queued(message_id) {
             return Ok(true);
@@ -159,14 +167,14 @@ impl SessionManager {
         Ok(false)
     }
 
-    pub async fn clear_queue(&self, key: &str) -> Result<usize> {
-        Ok(self.existing(key).await?.lock().reject_queue("Queue cleared"))
+    pub async fn clear_queue(&self, caller: &Caller, key: &str) -> Result<usize> {
+        Ok(self.existing(caller, key).await?.lock().reject_queue("Queue cleared"))
     }
 
     /// Aborts, rejects the queue with `Session reset`, clears history under a new session id.
     /// The primary session resets in place; any other is removed until a message recreates it.
-    pub async fn reset(&self, key: &str) -> Result<()> {
-        let session = self.wind_down(key, "Session reset").await?;
+    pub async fn reset(&self, caller: &Caller, key: &str) -> Result<()> {
+        let session = self.wind_down(caller, key, "Session reset").await?;
         let mut state = session.lock();
         let old_id = state.session_id.clone();
         if session.primary {
@@ -191,12 +199,12 @@ impl SessionManager {
 
     /// Aborts, rejects the queue with `Session deleted: <key>`, removes the session; every
     /// stream of it ends after `session_deleted`.
-    pub async fn delete(&self, key: &str) -> Result<()> {
+    pub async fn delete(&self, caller: &Caller, key: &str) -> Result<()> {
         validate_key(key)?;
         if key == self.inner.config.primary_session {
             return Err(GatewayError::failed_precondition("Cannot delete primary session"));
         }
-        let session = self.wind_down(key, &format!("Session deleted: {key}")).await?;
+        let session = self.wind_down(caller, key, &format!("Session deleted: {key}")).await?;
         {
             let mut state = session.lock();
             let session_id = state.session_id.clone();
@@ -209,9 +217,9 @@ impl SessionManager {
 
     /// First half of reset and delete: mark closing, reject the queue, abort, and wait until
     /// the run has wound down. Returns with the session still closing.
-    async fn wind_down(&self, key: &str, reason: &str) -> Result<Arc<Session>> {
+    async fn wind_down(&self, caller: &Caller, key: &str, reason: &str) -> Result<Arc<Session>> {
         let session = loop {
-            let session = self.existing(key).await?;
+            let session = self.existing(caller, key).await?;
             let mut state = session.lock();
             if state.closing || state.removed {
                 continue;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agent::Agent;
+use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::{GatewayError, Result};
 use crate::store::{SessionRecord, Store, Stored, Ticket};
@@ -96,10 +97,10 @@ impl SessionManager {
             info!(sessions = pending.len(), "resuming work left by the previous run");
         }
         for key in pending {
-            manager.resolve(&key, false).await?;
+            manager.resolve(&key, None).await?;
         }
         let primary = manager.inner.config.primary_session.clone();
-        let primary = manager.get_or_create(&primary).await?;
+        let primary = manager.get_or_create(&Caller::full(), &primary).await?;
         // Also proves the store takes writes before the gateway accepts any.
         let stored = primary.lock().commit();
         stored.wait().await?;
@@ -162,7 +163,7 @@ impl SessionManager {
 
     /// The live session, else the stored one loaded into memory, else (with `create`) a new
     /// one; `None` when it exists nowhere and `create` is false.
-    async fn resolve(&self, key: &str, create: bool) -> Result<Option<Arc<Session>>> {
+    async fn resolve(&self, key: &str, create: Option<&Caller>) -> Result<Option<Arc<Session>>> {
         if let Some(session) = self.lookup(key) {
             return Ok(Some(session));
         }
@@ -171,15 +172,23 @@ impl SessionManager {
             return Ok(Some(session));
         }
         let stored = self.inner.store.load(key).await?;
-        if stored.session.is_none() && !create {
-            return Ok(None);
-        }
+        let Some(creator) = create.filter(|_| stored.session.is_none()) else {
+            if stored.session.is_none() {
+                return Ok(None);
+            }
+            let mut registry = self.registry();
+            return Ok(Some(self.install(&mut registry, key, stored, |_| {})));
+        };
+        let owner = creator.owner().map(str::to_string);
         let mut registry = self.registry();
-        Ok(Some(self.install(&mut registry, key, stored, |_| {})))
+        Ok(Some(self.install(&mut registry, key, stored, |state| state.owner = owner)))
     }
 
-    async fn get_or_create(&self, key: &str) -> Result<Arc<Session>> {
-        Ok(self.resolve(key, true).await?.expect("resolve with create yields a session"))
+    /// The session, created (owned by `caller`) when new. Whether the caller may see it is
+    /// for the caller's critical section to check: taking the lock here would flush a new
+    /// session's row on its own, before the batch of the call that created it.
+    async fn get_or_create(&self, caller: &Caller, key: &str) -> Result<Arc<Session>> {
+        Ok(self.resolve(key, Some(caller)).await?.expect("resolve with create yields a session"))
     }
 
     /// Waits while the session is being reset or deleted; true if it had to wait (the caller
@@ -193,15 +202,24 @@ impl SessionManager {
         true
     }
 
-    /// An existing session (live or stored), or `Session not found: <key>`.
-    async fn existing(&self, key: &str) -> Result<Arc<Session>> {
+    /// An existing session (live or stored) the caller may see, or `Session not found: <key>`
+    /// (also for a session of another token, to an `own_sessions_only` caller).
+    async fn existing(&self, caller: &Caller, key: &str) -> Result<Arc<Session>> {
         validate_key(key)?;
         loop {
             let session = self
-                .resolve(key, false)
+                .resolve(key, None)
                 .await?
                 .ok_or_else(|| GatewayError::session_not_found(key))?;
-            if !Self::wait_settled(&session).await && !session.lock().removed {
+            if !Self::wait_settled(&session).await {
+                let state = session.lock();
+                if state.removed {
+                    continue;
+                }
+                if !caller.sees(state.owner.as_deref()) {
+                    return Err(GatewayError::session_not_found(key));
+                }
+                drop(state);
                 return Ok(session);
             }
         }
@@ -211,18 +229,29 @@ impl SessionManager {
 
     /// All stored sessions, newest activity first, each with `loaded`; `limit` defaults to
     /// 100 (at most 1000). Live sessions count with their in-memory activity time.
-    pub async fn list(&self, limit: Option<usize>, cursor: Option<&str>) -> Result<Page<Snapshot>> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Snapshot>> {
         let limit = limit.unwrap_or(100).clamp(1, 1000);
         let after = cursor.map(decode_list_cursor).transpose()?;
         let live: Vec<_> = self.registry().live.values().cloned().collect();
         let mut snapshots: HashMap<String, Snapshot> = live
             .iter()
-            .map(|s| s.lock().snapshot())
+            .filter_map(|s| {
+                let state = s.lock();
+                caller.sees(state.owner.as_deref()).then(|| state.snapshot())
+            })
             .map(|snapshot| (snapshot.session_key.clone(), snapshot))
             .collect();
         // Stored rows of live sessions may be stale and are replaced below, so fetch enough
         // rows that `limit` of them are certainly not live ones.
-        let stored = self.inner.store.list(limit + 1 + snapshots.len(), after.clone()).await?;
+        let owner =
+            caller.own_sessions_only.then(|| caller.owner().unwrap_or_default().to_string());
+        let stored =
+            self.inner.store.list(limit + 1 + snapshots.len(), after.clone(), owner).await?;
         for record in stored {
             snapshots.entry(record.key.clone()).or_insert_with(|| stored_snapshot(record));
         }
@@ -253,12 +282,13 @@ impl SessionManager {
         self.registry().live.len()
     }
 
-    pub async fn get(&self, key: &str) -> Result<Snapshot> {
-        Ok(self.existing(key).await?.lock().snapshot())
+    pub async fn get(&self, caller: &Caller, key: &str) -> Result<Snapshot> {
+        Ok(self.existing(caller, key).await?.lock().snapshot())
     }
 
     pub async fn history(
         &self,
+        caller: &Caller,
         key: &str,
         limit: Option<usize>,
         cursor: Option<&str>,
@@ -269,18 +299,23 @@ impl SessionManager {
         let cursor = cursor
             .map(|c| c.parse::<u64>().map_err(|_| GatewayError::invalid("Invalid history cursor")))
             .transpose()?;
-        let session = self.existing(key).await?;
+        let session = self.existing(caller, key).await?;
         let page = session.lock().history_page(limit, cursor);
         Ok(page)
     }
 
-    pub async fn state(&self, key: &str) -> Result<SessionStateView> {
-        Ok(self.existing(key).await?.lock().view())
+    pub async fn state(&self, caller: &Caller, key: &str) -> Result<SessionStateView> {
+        Ok(self.existing(caller, key).await?.lock().view())
     }
 
     /// Live events: `hello`, the logged events after `after_seq`, then live ones.
-    pub async fn subscribe(&self, key: &str, after_seq: Option<u64>) -> Result<EventStream> {
-        let session = self.existing(key).await?;
+    pub async fn subscribe(
+        &self,
+        caller: &Caller,
+        key: &str,
+        after_seq: Option<u64>,
+    ) -> Result<EventStream> {
+        let session = self.existing(caller, key).await?;
         let (snapshot, subscription) = {
             let mut state = session.lock();
             let subscription = state.log.subscribe(after_seq);
@@ -301,11 +336,12 @@ impl SessionManager {
     /// its outcome. `None`: there is no such run to follow.
     pub async fn resume_run(
         &self,
+        caller: &Caller,
         key: &str,
         run: Option<&str>,
         after: Option<u64>,
     ) -> Result<Option<(String, RunStream)>> {
-        let session = self.existing(key).await?;
+        let session = self.existing(caller, key).await?;
         let mut state = session.lock();
         let running = state.run.as_ref().map(|run| run.message_id.clone());
         let Some(target) = run
@@ -451,9 +487,12 @@ impl SessionManager {
         self.check_message(&request)?;
         let max_queue = self.inner.config.session.max_queue;
         loop {
-            let session = self.get_or_create(&request.session_key).await?;
+            let session = self.get_or_create(&request.caller, &request.session_key).await?;
             let admitted = {
                 let mut state = session.lock();
+                if !request.caller.sees(state.owner.as_deref()) {
+                    return Err(GatewayError::session_not_found(&request.session_key));
+                }
                 if state.closing || state.removed {
                     None
                 } else {
@@ -472,9 +511,28 @@ impl SessionManager {
             if let Err(e) = stored.wait().await {
                 warn!(session_key = %session.key, error = %e, "cannot store an accepted message");
                 session.lock().withdraw(&admitted.accepted.message_id);
+                self.drop_if_empty(&session);
                 return Err(e.into());
             }
             return Ok(admitted);
+        }
+    }
+
+    /// A session left with nothing in it after its first message was refused leaves memory
+    /// without a write, so a refused message never leaves an empty session behind (it would
+    /// be written by the next flush once the store recovers).
+    fn drop_if_empty(&self, session: &Arc<Session>) {
+        let mut registry = self.registry();
+        let mut state = session.lock();
+        let empty = !session.primary
+            && state.history.is_empty()
+            && state.queue.is_empty()
+            && state.run.is_none()
+            && state.log.subscribers() == 0;
+        if empty && registry.live.get(&*session.key).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            state.removed = true;
+            state.discard_writes();
+            registry.live.remove(&*session.key);
         }
     }
 
@@ -507,14 +565,15 @@ impl SessionManager {
     }
 
     /// Steers an existing session: joins the running run, or queues the text when idle.
-    pub async fn steer(&self, key: &str, text: String) -> Result<Accepted> {
-        self.existing(key).await?;
+    pub async fn steer(&self, caller: &Caller, key: &str, text: String) -> Result<Accepted> {
+        self.existing(caller, key).await?;
         let request = SendRequest {
             session_key: key.to_string(),
             text,
             images: Vec::new(),
             behavior: StreamingBehavior::Steer,
             idempotency_key: None,
+            caller: caller.clone(),
         };
         Ok(self.admit(request, false).await?.accepted)
     }
@@ -578,10 +637,10 @@ mod tests {
             .unwrap();
         let (_, outcome) = manager.send(text_message("k", "fits")).await.unwrap();
         assert!(outcome.await.unwrap().ok);
-        let before = manager.history("k", None, None).await.unwrap().items;
+        let before = manager.history(&Caller::full(), "k", None, None).await.unwrap().items;
 
         store.fill_up().await.unwrap();
-        let mut events = manager.subscribe("k", None).await.unwrap();
+        let mut events = manager.subscribe(&Caller::full(), "k", None).await.unwrap();
         let error = manager.send(text_message("k", &"x".repeat(90_000))).await.unwrap_err();
         assert_eq!(error.code, crate::error::ErrorCode::Unavailable);
         assert!(error.message.starts_with("Store unavailable"), "{}", error.message);
@@ -597,7 +656,7 @@ mod tests {
             }
             assert!(!matches!(event.kind, event::EventKind::AgentStart { .. }), "it never runs");
         }
-        assert_eq!(manager.history("k", None, None).await.unwrap().items, before);
+        assert_eq!(manager.history(&Caller::full(), "k", None, None).await.unwrap().items, before);
         let stored = store.load("k").await.unwrap().session.unwrap();
         assert_eq!(stored.history, before, "nothing half-written");
         assert!(stored.messages.is_empty());
@@ -606,7 +665,12 @@ mod tests {
     }
 
     fn text_message(key: &str, text: &str) -> SendRequest {
-        SendRequest { session_key: key.into(), text: text.into(), ..Default::default() }
+        SendRequest {
+            session_key: key.into(),
+            text: text.into(),
+            caller: Caller::full(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::auth::Caller;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -226,6 +227,8 @@ pub struct SendRequest {
     pub behavior: StreamingBehavior,
     /// From `idempotencyKey`, the `Idempotency-Key` header or `idempotency_key`.
     pub idempotency_key: Option<String>,
+    /// Who sends: a new session is theirs; one they may not see is 404.
+    pub caller: Caller,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -265,6 +268,8 @@ pub struct CreateRequest {
     pub name: Option<String>,
     pub model: Option<ModelRef>,
     pub memory_namespace: Option<String>,
+    /// Who creates it: the session records the token's name as its owner.
+    pub caller: Caller,
 }
 
 /// One page of a listing, with an opaque cursor for the next one.

@@ -169,6 +169,8 @@ pub(crate) struct State {
     pub compaction_summary: Option<String>,
     /// Where this session's memory tools and episodes belong.
     pub memory_namespace: String,
+    /// The name of the token that created the session (`None`: no named token).
+    pub owner: Option<String>,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -282,6 +284,7 @@ impl State {
             compacted_upto: 0,
             compaction_summary: None,
             memory_namespace: crate::memory::DEFAULT_NAMESPACE.to_string(),
+            owner: None,
             seq_floor,
             dirty: true,
             ops: Vec::new(),
@@ -306,6 +309,7 @@ impl State {
         state.compacted_upto = record.compacted_upto;
         state.compaction_summary = record.compaction_summary;
         state.memory_namespace = record.memory_namespace;
+        state.owner = record.owner;
         state.history = stored.history;
         state.dirty = false;
         let (started, queued): (Vec<_>, Vec<_>) =
@@ -412,11 +416,18 @@ impl State {
             compacted_upto: self.compacted_upto,
             compaction_summary: self.compaction_summary.clone(),
             memory_namespace: self.memory_namespace.clone(),
+            owner: self.owner.clone(),
         }
     }
 
     /// The writes of this critical section, as one batch: the session row first (when it
     /// changed), then the changes in order, then the running run's checkpoint (when due).
+    /// Forgets writes not yet submitted (a session dropped before it was ever stored).
+    pub fn discard_writes(&mut self) {
+        self.dirty = false;
+        self.ops.clear();
+    }
+
     pub fn take_ops(&mut self) -> Vec<Op> {
         let mut ops = Vec::new();
         if self.dirty && !self.deleted {

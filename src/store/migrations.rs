@@ -104,6 +104,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX episodes_by_session ON episodes (session_key);
     CREATE VIRTUAL TABLE episode_index USING fts5 (content, tokenize = 'unicode61');
+    -- Per-term document counts, to plan searches on big indexes.
+    CREATE VIRTUAL TABLE memory_vocab USING fts5vocab (memory_index, 'row');
+    CREATE VIRTUAL TABLE episode_vocab USING fts5vocab (episode_index, 'row');
+    "#,
+    // 4: the token (by name) that created a session, for `own_sessions_only`.
+    r#"
+    ALTER TABLE sessions ADD COLUMN owner TEXT;
+    CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at DESC, key);
     "#,
 ];
 

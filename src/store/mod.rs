@@ -106,6 +106,8 @@ pub struct SessionRecord {
     pub compaction_summary: Option<String>,
     /// The memory namespace the session's memory tools and episodes belong to.
     pub memory_namespace: String,
+    /// The name of the token that created the session (GATEWAY.md §10 `own_sessions_only`).
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +243,13 @@ pub trait Store: memory::MemoryStore + Send + Sync + 'static {
     fn write(&self, batch: Vec<Op>) -> Ticket;
     fn load(&self, key: &str) -> BoxFuture<'_, StoreResult<Stored>>;
     /// Sessions, newest activity first, strictly after `(last_active_at, key)` in that order.
+    /// Newest activity first, after the `(last_active_at, key)` cursor; with `owner`, only the
+    /// sessions that token created.
     fn list(
         &self,
         limit: usize,
         after: Option<(i64, String)>,
+        owner: Option<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<SessionRecord>>>;
     /// Keys with queued or started messages: the work a restart must pick up.
     fn pending_sessions(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;

@@ -247,8 +247,9 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 "INSERT OR REPLACE INTO sessions (key, session_id, name, created_at, updated_at,
                  last_active_at, model_provider, model_id, thinking, input_tokens, output_tokens,
                  history_base, message_count, preview, compacted_upto, compaction_summary,
-                 memory_namespace)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 memory_namespace, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                         ?18)",
             )?
             .execute(params![
                 r.key,
@@ -268,6 +269,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 r.compacted_upto as i64,
                 r.compaction_summary,
                 r.memory_namespace,
+                r.owner,
             ])?;
         }
         Op::Seq { key, seq } => {
@@ -379,7 +381,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
 
 const SESSION_COLUMNS: &str = "key, session_id, name, created_at, updated_at, last_active_at,
     model_provider, model_id, thinking, input_tokens, output_tokens, history_base,
-    message_count, preview, compacted_upto, compaction_summary, memory_namespace";
+    message_count, preview, compacted_upto, compaction_summary, memory_namespace, owner";
 
 fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let thinking: String = row.get(8)?;
@@ -402,6 +404,7 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         compacted_upto: row.get::<_, i64>(14)? as u64,
         compaction_summary: row.get(15)?,
         memory_namespace: row.get(16)?,
+        owner: row.get(17)?,
     })
 }
 
@@ -483,6 +486,7 @@ impl Store for SqliteStore {
         &self,
         limit: usize,
         after: Option<(i64, String)>,
+        owner: Option<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<SessionRecord>>> {
         self.read(move |conn| {
             let (at, key) = match after {
@@ -491,10 +495,11 @@ impl Store for SqliteStore {
             };
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions
-                 WHERE ?1 IS NULL OR last_active_at < ?1 OR (last_active_at = ?1 AND key > ?2)
+                 WHERE (?1 IS NULL OR last_active_at < ?1 OR (last_active_at = ?1 AND key > ?2))
+                   AND (?4 IS NULL OR owner = ?4)
                  ORDER BY last_active_at DESC, key ASC LIMIT ?3"
             ))?;
-            let rows = statement.query_map(params![at, key, limit as i64], session_row)?;
+            let rows = statement.query_map(params![at, key, limit as i64, owner], session_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }

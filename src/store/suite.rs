@@ -24,6 +24,7 @@ fn record(key: &str, last_active_at: i64) -> SessionRecord {
         compacted_upto: 0,
         compaction_summary: None,
         memory_namespace: "default".into(),
+        owner: None,
     }
 }
 
@@ -212,13 +213,24 @@ pub async fn clear_history_keeps_the_session(store: &dyn Store) {
 pub async fn list_is_newest_first_and_pages(store: &dyn Store) {
     let batch = [("a", 5), ("b", 9), ("c", 7), ("d", 7), ("e", 1)]
         .into_iter()
-        .map(|(key, at)| Op::PutSession(record(key, at)))
+        .map(|(key, at)| {
+            let owner = matches!(key, "a" | "c").then(|| "bot".to_string());
+            Op::PutSession(SessionRecord { owner, ..record(key, at) })
+        })
         .collect();
     write(store, batch).await;
     let keys = |records: Vec<SessionRecord>| records.into_iter().map(|r| r.key).collect::<Vec<_>>();
-    assert_eq!(keys(store.list(3, None).await.unwrap()), ["b", "c", "d"]);
-    assert_eq!(keys(store.list(3, Some((7, "c".into()))).await.unwrap()), ["d", "a", "e"]);
-    assert_eq!(keys(store.list(3, Some((1, "e".into()))).await.unwrap()), Vec::<String>::new());
+    assert_eq!(keys(store.list(3, None, None).await.unwrap()), ["b", "c", "d"]);
+    assert_eq!(keys(store.list(3, Some((7, "c".into())), None).await.unwrap()), ["d", "a", "e"]);
+    assert_eq!(
+        keys(store.list(3, Some((1, "e".into())), None).await.unwrap()),
+        Vec::<String>::new()
+    );
+    // Only one token's sessions, with the same cursor.
+    let bot = || Some("bot".to_string());
+    assert_eq!(keys(store.list(1, None, bot()).await.unwrap()), ["c"]);
+    assert_eq!(keys(store.list(5, Some((7, "c".into())), bot()).await.unwrap()), ["a"]);
+    assert_eq!(store.load("a").await.unwrap().session.unwrap().record.owner, bot());
 }
 
 pub async fn reads_see_every_earlier_write(store: &dyn Store) {

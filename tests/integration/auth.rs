@@ -132,3 +132,80 @@ async fn bad_token_settings_stop_the_start() {
         assert!(message.contains(error), "{tokens}: {message}");
     }
 }
+
+#[tokio::test]
+async fn own_sessions_only_tokens_see_only_their_sessions() {
+    let tokens = r#"[
+      {name = "alice", token = "alice-token", scopes = ["chat", "sessions", "memory"], own_sessions_only = true},
+      {name = "bob", token = "bob-token-1", scopes = ["chat", "sessions", "memory"], own_sessions_only = true}
+    ]"#;
+    let gw = Gateway::with(&[("tokens", tokens), ("bearer_token", "root-token-1")]).await;
+    let call =
+        |token: &'static str, method: &'static str, path: String, body: serde_json::Value| {
+            let request = match method {
+                "GET" => gw.http.get(gw.url(&path)),
+                "DELETE" => gw.http.delete(gw.url(&path)),
+                _ => gw.http.post(gw.url(&path)).json(&body),
+            };
+            let request = request.bearer_auth(token);
+            async move { read(request.send().await.unwrap()).await }
+        };
+    let (status, _) =
+        call("alice-token", "POST", "/sessions/a1/messages".into(), json!({"text": "mine"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(call("alice-token", "GET", "/sessions/a1".into(), json!({})).await.0, 200);
+
+    // To bob, alice's session does not exist, whatever he tries.
+    for (method, path, body) in [
+        ("GET", "/sessions/a1", json!({})),
+        ("GET", "/sessions/a1/history", json!({})),
+        ("GET", "/sessions/a1/events", json!({})),
+        ("POST", "/sessions/a1/abort", json!({})),
+        ("POST", "/sessions/a1/messages", json!({"text": "let me in"})),
+        ("POST", "/sessions/a1/reset", json!({})),
+        ("DELETE", "/sessions/a1", json!({})),
+        ("POST", "/memory/search", json!({"query": "mine", "sessionKey": "a1"})),
+        ("GET", "/v1/conversations/a1", json!({})),
+    ] {
+        let (status, body) = call("bob-token-1", method, path.into(), body).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"], "Session not found: a1");
+    }
+    let (_, listed) = call("bob-token-1", "GET", "/sessions".into(), json!({})).await;
+    assert_eq!(listed["sessions"], json!([]), "not even main: it belongs to no token");
+    let (_, listed) = call("alice-token", "GET", "/sessions".into(), json!({})).await;
+    let keys: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sessionKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a1"]);
+    let (_, listed) = call("root-token-1", "GET", "/sessions".into(), json!({})).await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 2, "a full token sees all: {listed}");
+
+    // The same over gRPC: bob cannot stream or abort it.
+    let channel = gw.channel().await;
+    let mut sessions = pb::sessions_client::SessionsClient::new(channel.clone());
+    let subscribe = pb::SubscribeRequest { session_key: "a1".into(), after_seq: None };
+    let refused = sessions.subscribe(with_token(subscribe, "bob-token-1")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    let abort = pb::AbortSessionRequest { session_key: "a1".into() };
+    assert_eq!(
+        sessions.abort_session(with_token(abort.clone(), "bob-token-1")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(sessions.abort_session(with_token(abort, "alice-token")).await.is_ok());
+    let mut chat = pb::chat_client::ChatClient::new(channel);
+    let send = crate::grpc_chat::send("a1", "hi");
+    assert_eq!(
+        chat.send_message(with_token(send, "bob-token-1")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // Ownership survives a restart (it is stored).
+    let gw = gw.stop_keeping_data().await.start().await;
+    let hidden = gw.http.get(gw.url("/sessions/a1")).bearer_auth("bob-token-1").send().await;
+    assert_eq!(hidden.unwrap().status(), 404);
+    let shown = gw.http.get(gw.url("/sessions/a1")).bearer_auth("alice-token").send().await;
+    assert_eq!(shown.unwrap().status(), 200);
+}

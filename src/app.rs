@@ -1,16 +1,18 @@
 //! `AppState`: what every transport handler holds: the config, the session manager, the
-//! memory API, the auth check, and the shutdown signal.
+//! memory and admin APIs, the metrics, the auth check, and the shutdown signal.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{AdminApi, Channels};
 use crate::agent::Agent;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::memory::{Memory, MemoryApi};
 use crate::session::SessionManager;
 use crate::store::{SqliteStore, Store};
+use crate::telemetry::Metrics;
 
 /// The database file under `data_dir`.
 pub const STORE_FILE: &str = "gateway.db";
@@ -20,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: SessionManager,
     pub memory: MemoryApi,
+    pub admin: AdminApi,
+    pub metrics: Metrics,
     pub auth: Auth,
     /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
@@ -43,12 +47,20 @@ impl AppState {
         let agent =
             Arc::new(Agent::from_config(&config, memory.clone()).map_err(|e| e.to_string())?);
         let shutdown = CancellationToken::new();
-        let sessions = SessionManager::open(config.clone(), agent, store.clone(), shutdown.clone())
-            .await
-            .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
+        let metrics = Metrics::new();
+        let sessions = SessionManager::open(
+            config.clone(),
+            agent,
+            store.clone(),
+            shutdown.clone(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
         let auth = Auth::from_config(&config);
         let memory = MemoryApi::new(memory, sessions.clone());
-        Ok(Self { config, sessions, memory, auth, shutdown })
+        let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default());
+        Ok(Self { config, sessions, memory, admin, metrics, auth, shutdown })
     }
 
     /// False once shutdown has begun (draining).

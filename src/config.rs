@@ -54,6 +54,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     /// The model registry beside the top-level `provider`/`model` (see [`ModelConfig`]).
     pub models: Vec<ModelConfig>,
@@ -191,6 +192,17 @@ pub struct LimitsConfig {
     pub max_images: usize,
     /// Decoded bytes per image.
     pub max_image_bytes: usize,
+    /// Open event and run streams per session.
+    pub max_subscribers: usize,
+    /// Sessions held in memory at once (idle ones are evicted first to make room).
+    pub max_live_sessions: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` without a token (for a scraper on a trusted network).
+    pub public: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -227,6 +239,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             agent: AgentConfig::default(),
             limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
             tls: TlsConfig::default(),
             models: Vec::new(),
             tokens: Vec::new(),
@@ -276,7 +289,13 @@ impl Default for AgentConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_text: 100_000, max_images: 8, max_image_bytes: 5 * 1024 * 1024 }
+        Self {
+            max_text: 100_000,
+            max_images: 8,
+            max_image_bytes: 5 * 1024 * 1024,
+            max_subscribers: 256,
+            max_live_sessions: 100_000,
+        }
     }
 }
 
@@ -373,6 +392,14 @@ impl Config {
         }
         if self.session.max_queue == 0 {
             return err("session.max_queue must be at least 1".into());
+        }
+        let limits = &self.limits;
+        if limits.max_text == 0 || limits.max_subscribers == 0 || limits.max_live_sessions == 0 {
+            return err(
+                "limits.max_text, limits.max_subscribers and limits.max_live_sessions must be at \
+                 least 1"
+                    .into(),
+            );
         }
         if self.session.event_log == 0 || self.session.subscriber_buffer == 0 {
             return err("session.event_log and session.subscriber_buffer must be at least 1".into());
@@ -489,6 +516,82 @@ fn merge(base: &mut toml::Value, top: toml::Value) {
 
 /// Sets `dotted.key` from a string, typed by the value already there (the defaults give every
 /// scalar key a value, so the type is always known).
+/// The keys `PATCH /config` and `Admin.PatchConfig` may change while the gateway runs: each is
+/// read at the moment it applies, so a change has an effect at once.
+pub const LIVE_KEYS: &[&str] = &[
+    "session.max_queue",
+    "session.idle",
+    "limits.max_text",
+    "limits.max_images",
+    "limits.max_image_bytes",
+    "limits.max_subscribers",
+    "limits.max_live_sessions",
+];
+
+impl Config {
+    /// This config with `patch` applied: a JSON object of live keys, nested
+    /// (`{"session": {"max_queue": 1}}`) or dotted (`{"session.max_queue": 1}`), values typed
+    /// as in the TOML file (durations as `"10m"`). Validated whole; any other key is an error.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Config, ConfigError> {
+        let serde_json::Value::Object(_) = patch else {
+            return Err(ConfigError("the patch must be a JSON object".into()));
+        };
+        let mut leaves = Vec::new();
+        flatten(String::new(), patch, &mut leaves)?;
+        if leaves.is_empty() {
+            return Err(ConfigError("the patch is empty".into()));
+        }
+        let mut tree =
+            toml::Value::try_from(self).map_err(|e| ConfigError(format!("current config: {e}")))?;
+        let keys = leaves.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ");
+        for (key, value) in &leaves {
+            if !LIVE_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError(format!(
+                    "{key} cannot be changed while the gateway runs (live keys: {})",
+                    LIVE_KEYS.join(", ")
+                )));
+            }
+            let raw = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return Err(ConfigError(format!("{key} must be a number, string or boolean"))),
+            };
+            set_key(&mut tree, key, &raw).map_err(ConfigError)?;
+        }
+        let mut config: Config = tree.try_into().map_err(|e: toml::de::Error| {
+            ConfigError(format!("invalid value for {keys}: {}", e.message()))
+        })?;
+        config.config_file = self.config_file.clone();
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Dotted keys and leaf values of a JSON object.
+fn flatten<'a>(
+    prefix: String,
+    value: &'a serde_json::Value,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) -> Result<(), ConfigError> {
+    match value {
+        serde_json::Value::Object(map) => {
+            if out.len() + map.len() > 64 || prefix.matches('.').count() > 4 {
+                return Err(ConfigError("the patch is too big or too deep".into()));
+            }
+            for (key, value) in map {
+                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(key, value, out)?;
+            }
+            Ok(())
+        }
+        _ => {
+            out.push((prefix, value));
+            Ok(())
+        }
+    }
+}
+
 fn set_key(tree: &mut toml::Value, key: &str, raw: &str) -> Result<(), String> {
     let mut node = tree;
     for part in key.split('.') {

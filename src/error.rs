@@ -123,6 +123,11 @@ impl GatewayError {
     }
 
     /// A feature that a later piece of work delivers: refused clearly, never faked.
+    /// 429 `rate_limited` (RESOURCE_EXHAUSTED), with `Retry-After` (also as gRPC metadata).
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after.max(1)), ..Self::new(ErrorCode::RateLimited, message) }
+    }
+
     pub fn unimplemented(what: impl std::fmt::Display) -> Self {
         Self::new(ErrorCode::Unimplemented, format!("Not implemented yet: {what}"))
     }
@@ -138,7 +143,11 @@ impl GatewayError {
 
 impl From<GatewayError> for tonic::Status {
     fn from(err: GatewayError) -> Self {
-        tonic::Status::new(err.code.grpc(), err.message)
+        let mut status = tonic::Status::new(err.code.grpc(), err.message);
+        if let Some(seconds) = err.retry_after {
+            status.metadata_mut().insert("retry-after", seconds.into());
+        }
+        status
     }
 }
 

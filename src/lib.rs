@@ -17,11 +17,14 @@
 //! - [`memory`]: long-term memory (namespaces, remember, forget, ranked search) and the
 //!   memory API both transports call.
 //! - [`auth`]: callers, tokens and scopes.
+//! - [`admin`]: public config, live patches, channels, logs and metrics for operators.
+//! - [`telemetry`]: tracing, the log ring, request ids and Prometheus metrics.
 //! - [`grpc`]: one adapter per proto service, plus the auth guard.
 //! - [`http`]: REST routes, SSE, webhook, request extraction.
 //! - [`proto`]: generated types and the reflection descriptor set.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod auth;

@@ -53,7 +53,7 @@ fn sources(cli: Cli) -> Result<Sources, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    telemetry::init(true);
     let config =
         match sources(Cli::parse()).and_then(|s| Config::load(&s).map_err(|e| e.to_string())) {
             Ok(config) => config,

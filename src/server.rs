@@ -73,7 +73,7 @@ pub async fn run(
 }
 
 /// The merged router: gRPC services (each grpc-web enabled), reflection, health, then the HTTP
-/// routes, with CORS outermost. Also returns the health reporter, to flip at shutdown.
+/// routes, with CORS and then the request log and metrics outermost. Also returns the health reporter, to flip at shutdown.
 pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = || {
@@ -103,6 +103,12 @@ pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
     if let Some(cors) = cors(&state.config.cors_origin) {
         app = app.layer(cors);
     }
+    // Outermost, so every request (preflights, gRPC, refusals) has an id, a log line and
+    // its place in the metrics.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.metrics.clone(),
+        crate::telemetry::requests,
+    ));
     Ok((app, reporter))
 }
 

@@ -191,11 +191,13 @@ def run(recipe: Recipe, addr: str, env: dict[str, str]) -> str | None:
             if not met:
                 return f"the stream did not show what is expected within {STREAM_TIMEOUT:.0f} s: " \
                        f"{unmatched(recipe, output.text)}\n{output.text}"
+            ended = process.poll() is not None  # by itself, before every expect matched?
             stop(process)
             output.wait_for(lambda o: o.done, 5)
             problem = unmatched(recipe, output.text) or forbidden(recipe, output.text)
             if problem:
-                return f"{problem}\n--- output (the stream ended first: exit {process.returncode}):\n{output.text}"
+                note = f" (the stream ended by itself, exit {process.returncode})" if ended else ""
+                return f"{problem}\n--- output{note}:\n{output.text}"
             return None
         if not output.wait_for(lambda o: o.done, RUN_TIMEOUT):
             return f"no end within {RUN_TIMEOUT:.0f} s (a stream? add `# stream`)\n{output.text}"
@@ -222,8 +224,8 @@ def rpcs() -> list[str]:
 def routes() -> list[tuple[set[str], str]]:
     """(methods, path) of every route in src/http/ (`later(..)` routes: any one method)."""
     found = []
-    for source in ("src/http/mod.rs", "src/http/memory.rs"):
-        text = (ROOT / source).read_text()
+    for source in sorted((ROOT / "src/http").glob("*.rs")):
+        text = source.read_text()
         for match in re.finditer(r'\.route\(\s*"([^"]+)",', text):
             # The method router is the rest of this .route( call: up to the next .route( or `;`.
             rest = text[match.end():]
@@ -282,13 +284,12 @@ def coverage(recipes: list[Recipe]) -> list[str]:
         calls = [call for r in curl for call in curl_calls(r.command)]
         for methods, path in routes():
             pattern = route_regex(path)
-            seen = {m for m, p in calls if pattern.match(p)}
-            wanted = {"any"} if methods == {"ANY"} else methods
+            seen = {method for method, called in calls if pattern.match(called)}
             if methods == {"ANY"}:
                 if not seen:
                     missing.append(f"curl.md: no recipe calls {path}")
             else:
-                missing += [f"curl.md: no recipe calls {m} {path}" for m in sorted(wanted - seen)]
+                missing += [f"curl.md: no recipe calls {m} {path}" for m in sorted(methods - seen)]
     return missing
 
 

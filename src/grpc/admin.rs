@@ -1,14 +1,17 @@
-//! `agentgateway.v1.Admin`: `Ready` now; the rest answers UNIMPLEMENTED until the admin and
-//! agent work lands.
+//! `agentgateway.v1.Admin` onto the admin API (the same one `/config`, `/channels/status` and
+//! `/logs` call), plus `Ready` and `ListModels`.
 
 use std::pin::Pin;
 
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
+use tokio::sync::broadcast::error::RecvError;
+
+use super::convert;
 use crate::app::AppState;
-use crate::error::GatewayError;
 use crate::proto as pb;
+use crate::telemetry;
 
 pub struct AdminApi {
     state: AppState,
@@ -21,10 +24,6 @@ impl AdminApi {
 }
 
 type Answer<T> = Result<Response<T>, Status>;
-
-fn later<T>(rpc: &str, with: &str) -> Answer<T> {
-    Err(GatewayError::unimplemented(format!("Admin.{rpc} arrives with {with}")).into())
-}
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminApi {
@@ -56,30 +55,67 @@ impl pb::admin_server::Admin for AdminApi {
     }
 
     async fn get_config(&self, _: Request<pb::GetConfigRequest>) -> Answer<pb::GetConfigResponse> {
-        later("GetConfig", "the admin service")
+        let config = self.state.admin.config();
+        Ok(Response::new(pb::GetConfigResponse { config: Some(convert::to_struct(&config)) }))
     }
 
     async fn patch_config(
         &self,
-        _: Request<pb::PatchConfigRequest>,
+        request: Request<pb::PatchConfigRequest>,
     ) -> Answer<pb::PatchConfigResponse> {
-        later("PatchConfig", "the admin service")
+        let patch = request.into_inner().patch.unwrap_or_default();
+        let config = self.state.admin.patch_config(&convert::from_struct(&patch))?;
+        Ok(Response::new(pb::PatchConfigResponse { config: Some(convert::to_struct(&config)) }))
     }
 
     async fn list_channels(
         &self,
         _: Request<pb::ListChannelsRequest>,
     ) -> Answer<pb::ListChannelsResponse> {
-        later("ListChannels", "the admin service")
+        let channels = self
+            .state
+            .admin
+            .channels()
+            .into_iter()
+            .map(|c| pb::ChannelStatus {
+                id: c.id,
+                name: c.name,
+                connected: c.connected,
+                last_active_at: c.last_active_at,
+                error: c.error,
+            })
+            .collect();
+        Ok(Response::new(pb::ListChannelsResponse { channels }))
     }
 
-    async fn get_logs(&self, _: Request<pb::GetLogsRequest>) -> Answer<pb::GetLogsResponse> {
-        later("GetLogs", "the admin service")
+    async fn get_logs(&self, request: Request<pb::GetLogsRequest>) -> Answer<pb::GetLogsResponse> {
+        let limit = request.into_inner().limit;
+        let logs = self.state.admin.logs((limit > 0).then_some(limit as usize));
+        Ok(Response::new(pb::GetLogsResponse { logs }))
     }
 
     type TailLogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogLine, Status>> + Send>>;
 
+    /// Lines as they are written, until the client leaves or the gateway stops. A reader too
+    /// slow for the log is told how many lines it missed, in a line of its own.
     async fn tail_logs(&self, _: Request<pb::TailLogsRequest>) -> Answer<Self::TailLogsStream> {
-        later("TailLogs", "the admin service")
+        let mut tail = telemetry::ring().tail();
+        let shutdown = self.state.shutdown.clone();
+        let lines = async_stream::stream! {
+            loop {
+                let line = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    line = tail.recv() => line,
+                };
+                match line {
+                    Ok(line) => yield Ok(pb::LogLine { line: line.to_string() }),
+                    Err(RecvError::Lagged(missed)) => {
+                        yield Ok(pb::LogLine { line: format!("... {missed} lines skipped") });
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(lines)))
     }
 }

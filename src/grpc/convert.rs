@@ -24,6 +24,36 @@ pub fn json(value: &Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// A protobuf `Value` as JSON; whole numbers become integers (protobuf has only doubles), so
+/// `{"max_queue": 1}` arrives as the integer it was meant to be.
+pub fn from_proto(value: &prost_types::Value) -> Value {
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            Value::from(*n as i64)
+        }
+        Some(Kind::NumberValue(n)) => {
+            serde_json::Number::from_f64(*n).map(Value::Number).unwrap_or(Value::Null)
+        }
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(from_proto).collect()),
+        Some(Kind::StructValue(fields)) => from_struct(fields),
+    }
+}
+
+pub fn from_struct(fields: &prost_types::Struct) -> Value {
+    Value::Object(fields.fields.iter().map(|(k, v)| (k.clone(), from_proto(v))).collect())
+}
+
+/// A JSON object as a protobuf `Struct` (anything else: an empty one).
+pub fn to_struct(value: &Value) -> prost_types::Struct {
+    match json(value).kind {
+        Some(Kind::StructValue(fields)) => fields,
+        _ => prost_types::Struct::default(),
+    }
+}
+
 /// A thinking level from the wire; unspecified or unknown values are INVALID_ARGUMENT.
 pub fn thinking_from(level: i32) -> Result<ThinkingLevel, GatewayError> {
     Ok(match pb::ThinkingLevel::try_from(level) {

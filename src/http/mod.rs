@@ -3,6 +3,7 @@
 //! errors for unknown paths (404) and wrong methods (405). Routes whose feature lands in a
 //! later piece of work are registered and answer 501 with what is missing.
 
+pub mod admin;
 pub mod extract;
 pub mod memory;
 pub mod rest;
@@ -92,12 +93,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(Scope::Sessions, require_scope));
     let memory =
         memory::router().route_layer(middleware::from_fn_with_state(Scope::Memory, require_scope));
-    let admin = Router::new()
-        .route("/config", later("the admin service (/config)"))
-        .route("/channels/status", later("the admin service (/channels/status)"))
-        .route("/logs", later("the admin service (/logs)"))
-        .route("/metrics", later("metrics (/metrics)"))
-        .route_layer(middleware::from_fn_with_state(Scope::Admin, require_scope));
+    let mut admin = Router::new()
+        .route("/config", get(admin::get_config).patch(admin::patch_config))
+        .route("/channels/status", get(admin::channels))
+        .route("/logs", get(admin::logs));
+    if !state.config.metrics.public {
+        admin = admin.route("/metrics", get(admin::metrics));
+    }
+    let admin = admin.route_layer(middleware::from_fn_with_state(Scope::Admin, require_scope));
     let protected = Router::new()
         .route("/ready", get(rest::ready))
         .merge(chat)
@@ -108,6 +111,9 @@ pub fn router(state: AppState) -> Router {
 
     // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
     let mut public = Router::new().route("/health", get(rest::health));
+    if state.config.metrics.public {
+        public = public.route("/metrics", get(admin::metrics));
+    }
     if state.config.web_ui {
         public = public.route("/", get(page));
     }

@@ -36,11 +36,29 @@ pub struct WebhookBody {
     run_async: Option<bool>,
 }
 
+/// Records the call on `/channels/status`, with the error it was refused with.
 async fn receive(
     State(state): State<AppState>,
     PathParams(params): PathParams,
     headers: HeaderMap,
     JsonBody(body): JsonBody<WebhookBody>,
+) -> Result<Response, GatewayError> {
+    let route = route_of(&params).to_string();
+    let answer = handle(&state, &route, headers, body).await;
+    let error = answer.as_ref().err().map(|e| e.message.clone());
+    state.admin.channels.webhook(&state.config.webhook.base_path, &route, error);
+    answer
+}
+
+fn route_of(params: &std::collections::HashMap<String, String>) -> &str {
+    params.get("route").map(String::as_str).filter(|r| !r.is_empty()).unwrap_or("default")
+}
+
+async fn handle(
+    state: &AppState,
+    route: &str,
+    headers: HeaderMap,
+    body: WebhookBody,
 ) -> Result<Response, GatewayError> {
     let secret = &state.config.webhook.secret;
     // The secret authenticates the adapter: it may post to any session, as chat.
@@ -68,8 +86,6 @@ async fn receive(
     if body.metadata.as_ref().is_some_and(|m| !m.is_object() && !m.is_null()) {
         return Err(GatewayError::invalid("Invalid request body: metadata must be an object"));
     }
-    let route =
-        params.get("route").map(String::as_str).filter(|r| !r.is_empty()).unwrap_or("default");
     let session_key = body.session_key.unwrap_or_else(|| {
         format!("webhook:{route}:{}", body.sender.as_deref().unwrap_or("default"))
     });
@@ -81,5 +97,5 @@ async fn receive(
         idempotency_key: idempotency_key(body.idempotency_key, &headers),
         caller,
     };
-    send_and_wait(&state, request).await
+    send_and_wait(state, request).await
 }

@@ -258,7 +258,7 @@ impl SessionManager {
     /// queued and nobody subscribed, from memory; they stay in the store. The primary session
     /// is never evicted.
     pub fn evict_idle(&self) -> usize {
-        let cutoff = now_ms() - self.inner.config.session.idle.as_millis() as i64;
+        let cutoff = now_ms() - self.config().session.idle.as_millis() as i64;
         let mut registry = self.registry();
         let before = registry.live.len();
         registry.live.retain(|key, session| {
@@ -266,12 +266,7 @@ impl SessionManager {
                 return true;
             }
             let mut state = session.lock();
-            let idle = state.last_active_at <= cutoff
-                && !state.processing()
-                && !state.driver_running
-                && state.queue.is_empty()
-                && !state.closing
-                && state.log.subscribers() == 0;
+            let idle = state.last_active_at <= cutoff && state.evictable();
             if idle {
                 // A caller that looked the session up just before must not queue on it now.
                 state.removed = true;

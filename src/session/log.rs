@@ -21,6 +21,8 @@ pub struct EventLog {
     subscriber_buffer: usize,
     tx: Option<broadcast::Sender<Arc<Event>>>,
     closed: bool,
+    /// The gateway's `events_logged` metric.
+    logged: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 /// Where a new subscriber starts: the logged events it asked to replay, how many it can no
@@ -50,7 +52,14 @@ impl EventLog {
             subscriber_buffer,
             tx: None,
             closed: false,
+            logged: None,
         }
+    }
+
+    /// Counts every logged event into `counter`.
+    pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
+        self.logged = Some(counter);
+        self
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -61,6 +70,9 @@ impl EventLog {
     pub fn push(&mut self, kind: EventKind) {
         debug_assert!(!kind.is_note(), "notes are per subscriber and never logged");
         self.last_seq += 1;
+        if let Some(logged) = &self.logged {
+            logged.inc();
+        }
         let event = Arc::new(Event::new(self.key.clone(), self.last_seq, kind));
         if self.recent.len() == self.capacity {
             self.recent.pop_front();

@@ -28,6 +28,7 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::{GatewayError, Result};
 use crate::store::{SessionRecord, Store, Stored, Ticket};
+use crate::telemetry::Metrics;
 use log::EventLog;
 use model::*;
 use state::{Admitted, Session, State};
@@ -40,7 +41,10 @@ pub struct SessionManager {
 }
 
 struct Inner {
+    metrics: Metrics,
+    /// The config the gateway started with; the live-tunable keys are read from `live`.
     config: Arc<Config>,
+    live: std::sync::RwLock<Arc<Config>>,
     agent: Arc<Agent>,
     store: Arc<dyn Store>,
     registry: Mutex<Registry>,
@@ -79,9 +83,12 @@ impl SessionManager {
         agent: Arc<Agent>,
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
+        metrics: Metrics,
     ) -> Result<Self> {
         let manager = Self {
             inner: Arc::new(Inner {
+                metrics,
+                live: std::sync::RwLock::new(config.clone()),
                 config,
                 agent,
                 store,
@@ -132,7 +139,8 @@ impl SessionManager {
             stored.seq,
             config.session.event_log,
             config.session.subscriber_buffer,
-        );
+        )
+        .counting(self.inner.metrics.events_logged.clone());
         let restored = stored.session.is_some();
         let mut state = match stored.session {
             Some(stored) => State::restore(stored, log),
@@ -149,12 +157,51 @@ impl SessionManager {
         if restored {
             // Flushes what recovery wrote (interrupted runs closed) and resumes the queue.
             let mut state = session.lock();
+            for _ in 0..std::mem::take(&mut state.closed_at_restore) {
+                self.inner.metrics.run_finished("interrupted");
+            }
             if !state.queue.is_empty() && !self.draining() {
                 state.driver_running = true;
                 run::spawn_driver(session.clone(), self.clone());
             }
         }
         session
+    }
+
+    /// Keeps live sessions under `limits.max_live_sessions`: at the cap, the longest idle
+    /// sessions with nothing to do are evicted (they stay stored); when none can go, 429.
+    fn make_room(&self) -> Result<()> {
+        let max = self.config().limits.max_live_sessions;
+        let mut registry = self.registry();
+        if registry.live.len() < max {
+            return Ok(());
+        }
+        let mut idle: Vec<(i64, String)> = registry
+            .live
+            .iter()
+            .filter(|(_, s)| !s.primary)
+            .filter_map(|(key, s)| {
+                let state = s.lock();
+                state.evictable().then(|| (state.last_active_at, key.clone()))
+            })
+            .collect();
+        idle.sort();
+        let excess = registry.live.len() + 1 - max;
+        for (_, key) in idle.into_iter().take(excess) {
+            if let Some(session) = registry.live.remove(&key) {
+                let mut state = session.lock();
+                state.removed = true;
+                state.save_seq();
+                drop(state.commit());
+            }
+        }
+        if registry.live.len() >= max {
+            return Err(GatewayError::rate_limited(
+                format!("Too many live sessions (max {max})"),
+                1,
+            ));
+        }
+        Ok(())
     }
 
     fn lookup(&self, key: &str) -> Option<Arc<Session>> {
@@ -172,6 +219,9 @@ impl SessionManager {
             return Ok(Some(session));
         }
         let stored = self.inner.store.load(key).await?;
+        if stored.session.is_some() || create.is_some() {
+            self.make_room()?;
+        }
         let Some(creator) = create.filter(|_| stored.session.is_none()) else {
             if stored.session.is_none() {
                 return Ok(None);
@@ -277,6 +327,39 @@ impl SessionManager {
         Ok(Page { items, next_cursor })
     }
 
+    /// The config now: the start-up config with the live changes of `PATCH /config`.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies a patch of live keys (see [`crate::config::LIVE_KEYS`]); the new config.
+    pub fn patch_config(&self, patch: &serde_json::Value) -> Result<Arc<Config>> {
+        let mut live = self.inner.live.write().unwrap_or_else(|e| e.into_inner());
+        let patched =
+            Arc::new(live.patched(patch).map_err(|e| GatewayError::invalid(e.to_string()))?);
+        *live = patched.clone();
+        info!("config patched");
+        Ok(patched)
+    }
+
+    /// Reads the gauges of `/metrics`: sessions live and stored, messages waiting, streams
+    /// open.
+    pub async fn observe(&self) -> Result<()> {
+        let metrics = &self.inner.metrics;
+        let (mut queued, mut subscribers) = (0, 0);
+        let live = self.live();
+        for session in &live {
+            let state = session.lock();
+            queued += state.queue.len() as i64;
+            subscribers += state.log.subscribers() as i64;
+        }
+        metrics.sessions_live.set(live.len() as i64);
+        metrics.queue_depth.set(queued);
+        metrics.subscribers.set(subscribers);
+        metrics.sessions_stored.set(self.inner.store.count_sessions().await? as i64);
+        Ok(())
+    }
+
     /// Sessions held in memory.
     pub fn live_count(&self) -> usize {
         self.registry().live.len()
@@ -318,6 +401,7 @@ impl SessionManager {
         let session = self.existing(caller, key).await?;
         let (snapshot, subscription) = {
             let mut state = session.lock();
+            self.room_for_subscriber(&state)?;
             let subscription = state.log.subscribe(after_seq);
             (state.snapshot(), subscription)
         };
@@ -326,6 +410,7 @@ impl SessionManager {
             snapshot,
             subscription,
             self.inner.shutdown.clone(),
+            self.inner.metrics.lagged.clone(),
         ))
     }
 
@@ -343,6 +428,7 @@ impl SessionManager {
     ) -> Result<Option<(String, RunStream)>> {
         let session = self.existing(caller, key).await?;
         let mut state = session.lock();
+        self.room_for_subscriber(&state)?;
         let running = state.run.as_ref().map(|run| run.message_id.clone());
         let Some(target) = run
             .map(str::to_string)
@@ -373,11 +459,10 @@ impl SessionManager {
         let stream = stream::resumed_run(
             session.key.clone(),
             target.clone(),
-            underway,
-            missed,
             sub,
-            seen,
+            stream::ResumePoint { underway, missed, seen },
             self.inner.shutdown.clone(),
+            self.inner.metrics.lagged.clone(),
         );
         Ok(Some((target, stream)))
     }
@@ -442,7 +527,8 @@ impl SessionManager {
 
     fn check_message(&self, request: &SendRequest) -> Result<()> {
         validate_key(&request.session_key)?;
-        let limits = &self.inner.config.limits;
+        let config = self.config();
+        let limits = &config.limits;
         if request.text.trim().is_empty() {
             return Err(GatewayError::invalid("Missing text"));
         }
@@ -485,13 +571,16 @@ impl SessionManager {
             return Err(GatewayError::unavailable("Gateway is shutting down"));
         }
         self.check_message(&request)?;
-        let max_queue = self.inner.config.session.max_queue;
+        let max_queue = self.config().session.max_queue;
         loop {
             let session = self.get_or_create(&request.caller, &request.session_key).await?;
             let admitted = {
                 let mut state = session.lock();
                 if !request.caller.sees(state.owner.as_deref()) {
                     return Err(GatewayError::session_not_found(&request.session_key));
+                }
+                if subscribe {
+                    self.room_for_subscriber(&state)?;
                 }
                 if state.closing || state.removed {
                     None
@@ -516,6 +605,18 @@ impl SessionManager {
             }
             return Ok(admitted);
         }
+    }
+
+    /// `limits.max_subscribers` streams per session.
+    fn room_for_subscriber(&self, state: &State) -> Result<()> {
+        let max = self.config().limits.max_subscribers;
+        if state.log.subscribers() >= max {
+            return Err(GatewayError::rate_limited(
+                format!("Too many streams on session {} (max {max})", state.key),
+                1,
+            ));
+        }
+        Ok(())
     }
 
     /// A session left with nothing in it after its first message was refused leaves memory
@@ -560,6 +661,7 @@ impl SessionManager {
             live,
             admitted.outcome,
             self.inner.shutdown.clone(),
+            self.inner.metrics.lagged.clone(),
         );
         Ok((admitted.accepted, stream))
     }
@@ -632,9 +734,15 @@ mod tests {
         let store = Arc::new(SqliteStore::in_memory());
         let memory = crate::memory::Memory::new(store.clone());
         let agent = Arc::new(Agent::from_config(&config, memory).unwrap());
-        let manager = SessionManager::open(config, agent, store.clone(), CancellationToken::new())
-            .await
-            .unwrap();
+        let manager = SessionManager::open(
+            config,
+            agent,
+            store.clone(),
+            CancellationToken::new(),
+            Metrics::new(),
+        )
+        .await
+        .unwrap();
         let (_, outcome) = manager.send(text_message("k", "fits")).await.unwrap();
         assert!(outcome.await.unwrap().ok);
         let before = manager.history(&Caller::full(), "k", None, None).await.unwrap().items;

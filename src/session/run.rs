@@ -50,6 +50,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             manager.inner.active_runs.send_modify(|n| *n -= 1);
             continue;
         }
+        manager.inner.metrics.runs_started.inc();
         {
             let mut state = session.lock();
             state.emit(EventKind::AgentStart { message_id: queued.message_id.clone() });
@@ -97,6 +98,12 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             RunStatus::Aborted => info!(session_key = %session.key, %message_id, "run aborted"),
         }
         timer.abort();
+        manager.inner.metrics.run_finished(match &end.status {
+            RunStatus::Completed => "ok",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Failed { code, .. } if code == "interrupted" => "interrupted",
+            RunStatus::Failed { .. } => "failed",
+        });
         session.lock().finish_run(end);
         manager.inner.active_runs.send_modify(|n| *n -= 1);
     }

@@ -171,6 +171,8 @@ pub(crate) struct State {
     pub memory_namespace: String,
     /// The name of the token that created the session (`None`: no named token).
     pub owner: Option<String>,
+    /// Runs a crash left started, closed as interrupted when the session was loaded.
+    pub closed_at_restore: usize,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -285,6 +287,7 @@ impl State {
             compaction_summary: None,
             memory_namespace: crate::memory::DEFAULT_NAMESPACE.to_string(),
             owner: None,
+            closed_at_restore: 0,
             seq_floor,
             dirty: true,
             ops: Vec::new(),
@@ -333,6 +336,7 @@ impl State {
     fn close_interrupted(&mut self, started: Vec<MessageRecord>) {
         let (runs, steering): (Vec<_>, Vec<_>) =
             started.into_iter().partition(|m| m.joined.is_none());
+        self.closed_at_restore = runs.len();
         for run in &runs {
             let user = |m: &MessageRecord| Queued {
                 message_id: m.message_id.clone(),
@@ -498,6 +502,15 @@ impl State {
         self.seq_floor = self.log.last_seq();
         self.ops.push(Op::Seq { key: self.key.to_string(), seq: self.seq_floor });
         self.dirty = true;
+    }
+
+    /// Nothing to do and nobody listening: the session may leave memory (it stays stored).
+    pub fn evictable(&self) -> bool {
+        !self.processing()
+            && !self.driver_running
+            && self.queue.is_empty()
+            && !self.closing
+            && self.log.subscribers() == 0
     }
 
     pub fn processing(&self) -> bool {

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::Stream;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,7 @@ pub(crate) fn subscription(
     snapshot: Snapshot,
     sub: Subscription,
     shutdown: CancellationToken,
+    lagged: Counter,
 ) -> EventStream {
     Box::pin(async_stream::stream! {
         let mut last = sub.last_seq;
@@ -74,6 +76,7 @@ pub(crate) fn subscription(
                 }
                 Err(RecvError::Lagged(missed)) => {
                     last += missed;
+                    lagged.inc();
                     yield note(&key, last, EventKind::Lagged { missed });
                 }
                 Err(RecvError::Closed) => break,
@@ -92,6 +95,7 @@ pub(crate) fn run_events(
     mut live: broadcast::Receiver<Arc<Event>>,
     mut outcome: oneshot::Receiver<RunOutcome>,
     shutdown: CancellationToken,
+    lagged: Counter,
 ) -> RunStream {
     Box::pin(async_stream::stream! {
         let mut active = joined;
@@ -124,6 +128,7 @@ pub(crate) fn run_events(
                 }
                 Err(RecvError::Lagged(missed)) => {
                     last += missed;
+                    lagged.inc();
                     if active {
                         yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
                     }
@@ -140,6 +145,7 @@ pub(crate) fn run_events(
                 }
                 Err(broadcast::error::TryRecvError::Lagged(missed)) => {
                     last += missed;
+                    lagged.inc();
                     yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
                 }
                 Err(_) => break,
@@ -177,6 +183,13 @@ fn run_item(
     active.then_some(RunItem::Event(event))
 }
 
+/// Where a resumed run stream starts (see [`resumed_run`]).
+pub(crate) struct ResumePoint {
+    pub underway: bool,
+    pub missed: u64,
+    pub seen: u64,
+}
+
 /// A run stream picked up again (the Vercel and v1 resume routes). `sub` starts before the
 /// run's `agent_start` (or, when the log no longer holds it, at the oldest logged event, with
 /// `underway` set and `missed` counting what the caller can no longer get); events up to seq
@@ -185,12 +198,12 @@ fn run_item(
 pub(crate) fn resumed_run(
     key: Arc<str>,
     run_message_id: String,
-    underway: bool,
-    missed: u64,
     sub: Subscription,
-    seen: u64,
+    at: ResumePoint,
     shutdown: CancellationToken,
+    lagged: Counter,
 ) -> RunStream {
+    let ResumePoint { underway, missed, seen } = at;
     Box::pin(async_stream::stream! {
         let mut active = underway;
         let mut ended = false;
@@ -251,6 +264,7 @@ pub(crate) fn resumed_run(
                 }
                 Some(Err(RecvError::Lagged(missed))) => {
                     last += missed;
+                    lagged.inc();
                     if active {
                         yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
                     }

@@ -251,6 +251,8 @@ pub trait Store: memory::MemoryStore + Send + Sync + 'static {
         after: Option<(i64, String)>,
         owner: Option<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<SessionRecord>>>;
+    /// How many sessions are stored.
+    fn count_sessions(&self) -> BoxFuture<'_, StoreResult<u64>>;
     /// Keys with queued or started messages: the work a restart must pick up.
     fn pending_sessions(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
     fn idempotency(

@@ -504,6 +504,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn count_sessions(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        self.read(|conn| {
+            let count: i64 = conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?;
+            Ok(count as u64)
+        })
+    }
+
     fn pending_sessions(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(

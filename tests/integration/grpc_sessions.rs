@@ -215,10 +215,13 @@ async fn rpcs_still_to_come_are_unimplemented() {
     let mut admin = pb::admin_client::AdminClient::new(gw.channel().await);
     let ready = admin.ready(pb::ReadyRequest {}).await.unwrap().into_inner();
     assert_eq!((ready.ok, ready.ready, ready.sessions), (true, true, 1));
-    assert_eq!(
-        admin.get_config(pb::GetConfigRequest {}).await.unwrap_err().code(),
-        Code::Unimplemented
-    );
+    let mut chat = pb::chat_client::ChatClient::new(gw.channel().await);
+    let command = pb::ExecuteCommandRequest {
+        session_key: "main".into(),
+        command: "help".into(),
+        ..Default::default()
+    };
+    assert_eq!(chat.execute_command(command).await.unwrap_err().code(), Code::Unimplemented);
 }
 
 #[tokio::test]

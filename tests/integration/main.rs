@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod agent;
 mod auth;
 mod binary;

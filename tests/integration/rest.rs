@@ -211,9 +211,7 @@ async fn bearer_auth_guards_everything_but_health() {
 #[tokio::test]
 async fn features_still_to_come_answer_501() {
     let gw = Gateway::start().await;
-    for (path, body) in
-        [("/sessions/main/commands", json!({"command": "help"})), ("/config", json!({}))]
-    {
+    for (path, body) in [("/sessions/main/commands", json!({"command": "help"}))] {
         let (status, body) = gw.post(path, body).await;
         assert_eq!(status, 501, "{path}");
         assert_eq!(body["code"], "unimplemented");

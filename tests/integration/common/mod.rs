@@ -85,6 +85,8 @@ impl Gateway {
         overrides.extend(settings.iter().cloned());
         let config = Config::load(&Sources { file: None, env: HashMap::new(), overrides })
             .expect("test config is valid");
+        // The log ring (for /logs and TailLogs) fills from the process's subscriber.
+        agent_gateway::telemetry::init(false);
         let state = AppState::open(config).await.expect("state builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,0 +1,149 @@
+//! The admin domain both transports call (`/config`, `/channels/status`, `/logs`, `/metrics`
+//! and the `Admin` gRPC service): the public config with every secret removed, live config
+//! patches, the channels seen (webhook routes, socket.io clients), the log ring and metrics.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::session::SessionManager;
+use crate::session::model::now_ms;
+use crate::telemetry::{self, Metrics};
+
+/// `{id, name, connected, lastActiveAt?, error?}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelStatus {
+    pub id: String,
+    pub name: String,
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The channels the gateway has seen since it started.
+#[derive(Clone, Default)]
+pub struct Channels {
+    seen: Arc<Mutex<BTreeMap<String, ChannelStatus>>>,
+}
+
+impl Channels {
+    /// A call on a webhook route, and the error it was refused with, if any.
+    pub fn webhook(&self, base_path: &str, route: &str, error: Option<String>) {
+        let id = format!("webhook:{route}");
+        let status = ChannelStatus {
+            id: id.clone(),
+            name: format!("webhook {base_path}/{route}"),
+            connected: true,
+            last_active_at: Some(now_ms()),
+            error,
+        };
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(id, status);
+    }
+
+    /// A connected client of a long-lived channel (socket.io); `None` when it left.
+    pub fn client(&self, id: &str, status: Option<ChannelStatus>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match status {
+            Some(status) => seen.insert(id.to_string(), status),
+            None => seen.remove(id),
+        };
+    }
+
+    pub fn list(&self) -> Vec<ChannelStatus> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+}
+
+/// The config as JSON with every secret removed: tokens (the values, not their names and
+/// scopes), API keys, the webhook secret.
+pub fn public_config(config: &Config) -> Value {
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        for secret in ["bearer_token", "openai_api_key", "anthropic_api_key"] {
+            map.remove(secret);
+        }
+        if let Some(Value::Object(webhook)) = map.get_mut("webhook") {
+            webhook.remove("secret");
+        }
+        for (list, field) in [("tokens", "token"), ("models", "api_key")] {
+            if let Some(Value::Array(items)) = map.get_mut(list) {
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    item.remove(field);
+                }
+            }
+        }
+    }
+    value
+}
+
+#[derive(Clone)]
+pub struct AdminApi {
+    sessions: SessionManager,
+    metrics: Metrics,
+    pub channels: Channels,
+}
+
+impl AdminApi {
+    pub fn new(sessions: SessionManager, metrics: Metrics, channels: Channels) -> Self {
+        Self { sessions, metrics, channels }
+    }
+
+    pub fn config(&self) -> Value {
+        public_config(&self.sessions.config())
+    }
+
+    /// Applies a patch of live keys; the public config after it.
+    pub fn patch_config(&self, patch: &Value) -> Result<Value> {
+        Ok(public_config(&*self.sessions.patch_config(patch)?))
+    }
+
+    pub fn channels(&self) -> Vec<ChannelStatus> {
+        self.channels.list()
+    }
+
+    /// The newest log lines (default 200, at most the ring's 1000).
+    pub fn logs(&self, limit: Option<usize>) -> Vec<String> {
+        telemetry::ring().recent(limit.unwrap_or(telemetry::DEFAULT_LOG_LINES).max(1))
+    }
+
+    /// The Prometheus text, gauges read now.
+    pub async fn metrics(&self) -> Result<String> {
+        self.sessions.observe().await?;
+        Ok(self.metrics.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_removed() {
+        let mut config = Config {
+            bearer_token: "tok-1".into(),
+            openai_api_key: "sk-2".into(),
+            ..Config::default()
+        };
+        config.webhook.secret = "hook-3".into();
+        config.tokens.push(crate::config::TokenConfig {
+            name: "bot".into(),
+            token: "tok-4".into(),
+            scopes: vec!["chat".into()],
+            own_sessions_only: false,
+            requests_per_minute: 0,
+            max_concurrent_runs: 0,
+        });
+        let text = public_config(&config).to_string();
+        for secret in ["tok-1", "sk-2", "hook-3", "tok-4"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("\"bot\"") && text.contains("max_queue"));
+    }
+}

@@ -6,7 +6,8 @@
 # packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
 # (apt, as root or through sudo) when it is missing. Then: formatting, clippy, all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
-# real gateway), and a smoke run of the README's first command.
+# real gateway), the clients of clients/ (scripts/test-clients.sh), and a smoke run of the
+# README's first command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,10 @@ cargo test --all-targets --locked
 
 echo "== node tests (the ai package, headless Chromium)"
 GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" node --test tests/node/
+
+echo "== clients (Python grpcio, Node grpc-js and ai, grpc-web in Chromium, grpcurl and curl recipes)"
+GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" GRPCURL="$GRPCURL" \
+  PYTHON="$PWD/$venv/bin/python" bash scripts/test-clients.sh
 
 echo "== README first command serves /health"
 run_command="$(grep -m1 -E '^cargo run' README.md | sed 's/[[:space:]]*#.*$//')"

@@ -5,7 +5,9 @@
 //! With no token configured the gateway is open and every caller has every scope. Tokens are
 //! compared in constant time and never logged: a caller is known by its token's name only.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use subtle::ConstantTimeEq;
 
@@ -45,28 +47,100 @@ impl Scope {
     }
 }
 
+/// A token's rate limits (GATEWAY.md §10): requests per minute as a token bucket (a burst of
+/// up to a minute's worth, refilled evenly), and messages in flight, queued or running.
+#[derive(Debug)]
+pub struct TokenLimits {
+    per_minute: u32,
+    bucket: Mutex<(f64, Instant)>,
+    max_runs: u32,
+    runs: AtomicU32,
+}
+
+impl TokenLimits {
+    fn new(per_minute: u32, max_runs: u32) -> Self {
+        Self {
+            per_minute,
+            bucket: Mutex::new((per_minute as f64, Instant::now())),
+            max_runs,
+            runs: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes one request from the bucket, or says when the next one may come.
+    fn take(&self) -> Result<(), GatewayError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let rate = self.per_minute as f64 / 60.0;
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = *bucket;
+        let tokens =
+            (tokens + now.duration_since(last).as_secs_f64() * rate).min(self.per_minute as f64);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            return Ok(());
+        }
+        *bucket = (tokens, now);
+        let wait = ((1.0 - tokens) / rate).ceil() as u64;
+        Err(GatewayError::rate_limited(
+            format!("Rate limit exceeded: {} requests per minute for this token", self.per_minute),
+            wait,
+        ))
+    }
+}
+
+/// A message of a token with `max_concurrent_runs` in flight; dropped when its run ends or it
+/// leaves the queue.
+#[derive(Debug)]
+pub struct RunPermit(Arc<TokenLimits>);
+
+impl Drop for RunPermit {
+    fn drop(&mut self) {
+        self.0.runs.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The caller of one request, put into the request's extensions by the auth check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Caller {
     /// The token's name (`None`: no auth configured, or the unnamed `bearer_token`).
     pub name: Option<Arc<str>>,
     scopes: u8,
     /// Sees only the sessions this token created; others are 404 to it.
     pub own_sessions_only: bool,
+    limits: Option<Arc<TokenLimits>>,
 }
+
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        let same_limits = match (&self.limits, &other.limits) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.name == other.name
+            && self.scopes == other.scopes
+            && self.own_sessions_only == other.own_sessions_only
+            && same_limits
+    }
+}
+
+impl Eq for Caller {}
 
 /// The default caller may do nothing and see nothing: a request that forgot to say who calls
 /// is refused, never granted.
 impl Default for Caller {
     fn default() -> Self {
-        Self { name: None, scopes: 0, own_sessions_only: true }
+        Self { name: None, scopes: 0, own_sessions_only: true, limits: None }
     }
 }
 
 impl Caller {
     /// A caller with every scope and no restriction (auth off, `bearer_token`, internal work).
     pub fn full() -> Self {
-        Self { name: None, scopes: u8::MAX, own_sessions_only: false }
+        Self { name: None, scopes: u8::MAX, own_sessions_only: false, limits: None }
     }
 
     pub fn new(name: &str, scopes: &[Scope], own_sessions_only: bool) -> Self {
@@ -74,7 +148,28 @@ impl Caller {
             name: Some(name.into()),
             scopes: scopes.iter().fold(0, |bits, s| bits | s.bit()),
             own_sessions_only,
+            limits: None,
         }
+    }
+
+    /// A place for one more message in flight, or 429 when the token's
+    /// `max_concurrent_runs` are taken. `None`: no such limit.
+    pub fn run_permit(&self) -> Result<Option<RunPermit>, GatewayError> {
+        let Some(limits) = self.limits.as_ref().filter(|l| l.max_runs > 0) else {
+            return Ok(None);
+        };
+        let taken = limits.runs.fetch_add(1, Ordering::AcqRel);
+        let permit = RunPermit(limits.clone());
+        if taken >= limits.max_runs {
+            return Err(GatewayError::rate_limited(
+                format!(
+                    "Too many messages in flight for this token (max_concurrent_runs {})",
+                    limits.max_runs
+                ),
+                1,
+            ));
+        }
+        Ok(Some(permit))
     }
 
     pub fn allows(&self, scope: Scope) -> bool {
@@ -117,7 +212,11 @@ impl Auth {
         }
         for token in &config.tokens {
             let scopes: Vec<Scope> = token.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-            let caller = Caller::new(&token.name, &scopes, token.own_sessions_only);
+            let mut caller = Caller::new(&token.name, &scopes, token.own_sessions_only);
+            if token.requests_per_minute > 0 || token.max_concurrent_runs > 0 {
+                let limits = TokenLimits::new(token.requests_per_minute, token.max_concurrent_runs);
+                caller.limits = Some(Arc::new(limits));
+            }
             tokens.push((token.token.as_bytes().to_vec(), caller));
         }
         Self { tokens: Arc::new(tokens) }
@@ -138,7 +237,8 @@ impl Auth {
         !self.tokens.is_empty()
     }
 
-    /// Checks an `Authorization` header value (`Bearer <token>`): who calls, or 401.
+    /// Checks an `Authorization` header value (`Bearer <token>`): who calls, or 401; 429 when
+    /// the token is over its requests per minute.
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<Caller, GatewayError> {
         if self.tokens.is_empty() {
             return Ok(Caller::full());
@@ -156,7 +256,11 @@ impl Auth {
                 found = Some(caller.clone());
             }
         }
-        found.ok_or_else(GatewayError::unauthenticated)
+        let caller = found.ok_or_else(GatewayError::unauthenticated)?;
+        if let Some(limits) = &caller.limits {
+            limits.take()?;
+        }
+        Ok(caller)
     }
 }
 
@@ -190,5 +294,28 @@ mod tests {
         assert!(caller.sees(Some("bot")));
         assert!(!caller.sees(Some("other")) && !caller.sees(None));
         assert!(Caller::full().sees(Some("anyone")) && Caller::full().sees(None));
+    }
+
+    #[test]
+    fn a_bucket_lets_a_minute_through_then_says_when() {
+        let limits = TokenLimits::new(3, 0);
+        for _ in 0..3 {
+            limits.take().unwrap();
+        }
+        let refused = limits.take().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(refused.retry_after, Some(20), "one request per 20 s at 3 per minute");
+    }
+
+    #[test]
+    fn run_permits_are_given_back_when_dropped() {
+        let mut caller = Caller::new("bot", &[Scope::Chat], false);
+        caller.limits = Some(Arc::new(TokenLimits::new(0, 2)));
+        let first = caller.run_permit().unwrap().unwrap();
+        let _second = caller.run_permit().unwrap().unwrap();
+        assert_eq!(caller.run_permit().unwrap_err().code, ErrorCode::RateLimited);
+        drop(first);
+        assert!(caller.run_permit().unwrap().is_some());
+        assert!(Caller::full().run_permit().unwrap().is_none());
     }
 }

@@ -22,36 +22,55 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = GatewayError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.config.http.max_body;
-        let too_large =
-            || GatewayError::too_large(format!("Request body too large (max {limit} bytes)"));
-        let declared = request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > limit) {
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|e| {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if is_limit {
-                too_large()
-            } else {
-                GatewayError::invalid("Could not read request body")
-            }
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|_| GatewayError::invalid("Invalid JSON body"))?;
-        if !value.is_object() {
-            return Err(GatewayError::invalid("Invalid JSON body: expected an object"));
-        }
-        T::deserialize(value)
-            .map(JsonBody)
-            .map_err(|e| GatewayError::invalid(format!("Invalid request body: {e}")))
+        let bytes = read_body(request, state.config.http.max_body).await?;
+        Ok(JsonBody(parse_json(&bytes)?))
     }
+}
+
+/// A JSON body (as [`JsonBody`]) and its raw bytes, for checking a signature over them.
+pub struct SignedJson<T> {
+    pub raw: bytes::Bytes,
+    pub value: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SignedJson<T> {
+    type Rejection = GatewayError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let raw = read_body(request, state.config.http.max_body).await?;
+        let value = parse_json(&raw)?;
+        Ok(SignedJson { raw, value })
+    }
+}
+
+/// The body, at most `limit` bytes (413 above, whether declared or streamed).
+async fn read_body(request: Request, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    let too_large =
+        || GatewayError::too_large(format!("Request body too large (max {limit} bytes)"));
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(request.into_body(), limit).await.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if is_limit { too_large() } else { GatewayError::invalid("Could not read request body") }
+    })
+}
+
+/// A JSON object (an empty body is `{}`) as `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|_| GatewayError::invalid("Invalid JSON body"))?;
+    if !value.is_object() {
+        return Err(GatewayError::invalid("Invalid JSON body: expected an object"));
+    }
+    T::deserialize(value).map_err(|e| GatewayError::invalid(format!("Invalid request body: {e}")))
 }
 
 /// The path parameters of the route, percent-decoded; a segment that is not UTF-8 is a 400

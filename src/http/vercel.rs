@@ -159,6 +159,9 @@ enum Chunk {
 struct Chunks {
     open: Vec<(bool, u32)>,
     ended: bool,
+    /// Some text went out: a repeat of a finished message (idempotency key) has none, and
+    /// gets the stored reply as one text block.
+    texted: bool,
 }
 
 impl Chunks {
@@ -167,6 +170,7 @@ impl Chunks {
     }
 
     fn delta(&mut self, out: &mut Vec<Chunk>, reasoning: bool, index: u32, delta: &str) {
+        self.texted |= !reasoning;
         let id = Self::block_id(reasoning, index);
         let kind = if reasoning { "reasoning" } else { "text" };
         if !self.open.contains(&(reasoning, index)) {
@@ -196,6 +200,12 @@ impl Chunks {
         let event = match item {
             RunItem::Event(event) => event,
             RunItem::Outcome(outcome) => {
+                if outcome.ok && !self.texted && !self.ended && !outcome.response.is_empty() {
+                    out.push(Chunk::Json(json!({"type": "start-step"})));
+                    self.delta(&mut out, false, 0, &outcome.response);
+                    self.close_blocks(&mut out);
+                    out.push(Chunk::Json(json!({"type": "finish-step"})));
+                }
                 let last = match outcome.ok {
                     true => json!({"type": "finish", "finishReason": "stop"}),
                     false => {

@@ -32,7 +32,15 @@ use crate::telemetry::Metrics;
 use log::EventLog;
 use model::*;
 use state::{Admitted, Session, State};
-use stream::{EventStream, RunStream};
+use stream::{EventStream, RunItem, RunStream};
+
+/// An earlier call with the same idempotency key: its outcome when done, else its message.
+struct Earlier {
+    scope: String,
+    key: String,
+    done: Option<RunOutcome>,
+    unfinished: Option<String>,
+}
 
 /// Cheap to clone; every clone drives the same sessions.
 #[derive(Clone)]
@@ -532,10 +540,6 @@ impl SessionManager {
         if request.text.trim().is_empty() {
             return Err(GatewayError::invalid("Missing text"));
         }
-        if request.idempotency_key.is_some() {
-            // Refused until idempotency records exist: running a retry twice is worse.
-            return Err(GatewayError::unimplemented("idempotency keys (idempotencyKey)"));
-        }
         if request.text.chars().count() > limits.max_text {
             return Err(GatewayError::too_large(format!(
                 "Text too long (max {} characters)",
@@ -571,6 +575,13 @@ impl SessionManager {
             return Err(GatewayError::unavailable("Gateway is shutting down"));
         }
         self.check_message(&request)?;
+        let idempotency = match &request.idempotency_key {
+            Some(key) => Some(self.earlier_call(&request, key).await?),
+            None => None,
+        };
+        if let Some(Earlier { done: Some(outcome), .. }) = &idempotency {
+            return Ok(Admitted::finished(&request.session_key, outcome.clone()));
+        }
         let max_queue = self.config().session.max_queue;
         loop {
             let session = self.get_or_create(&request.caller, &request.session_key).await?;
@@ -585,7 +596,34 @@ impl SessionManager {
                 if state.closing || state.removed {
                     None
                 } else {
+                    if let Some(earlier) = &idempotency {
+                        let first = state
+                            .idempotent_message(&earlier.scope, &earlier.key)
+                            .or_else(|| earlier.unfinished.clone());
+                        if let Some(message_id) = first {
+                            return Ok(match state.attach(&message_id, subscribe) {
+                                Some(attached) => {
+                                    Admitted::repeat(&state.key, message_id, attached)
+                                }
+                                // Accepted before a crash that cut its run short.
+                                None => Admitted::finished(
+                                    &state.key,
+                                    RunOutcome {
+                                        ok: false,
+                                        response: String::new(),
+                                        error: Some(state::INTERRUPTED_BY_RESTART.to_string()),
+                                        session_key: state.key.to_string(),
+                                        message_id,
+                                    },
+                                ),
+                            });
+                        }
+                    }
                     let admitted = state.admit(request.clone(), max_queue, subscribe)?;
+                    if let Some(earlier) = &idempotency {
+                        let message_id = &admitted.accepted.message_id;
+                        state.register_idempotent(&earlier.scope, &earlier.key, message_id);
+                    }
                     Some((admitted, state.commit()))
                 }
             };
@@ -605,6 +643,35 @@ impl SessionManager {
             }
             return Ok(admitted);
         }
+    }
+
+    /// What the store knows of an earlier call with this idempotency key (GATEWAY.md §10).
+    /// Keys belong to the caller's token; one used for another session is 409.
+    async fn earlier_call(&self, request: &SendRequest, key: &str) -> Result<Earlier> {
+        if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+            return Err(GatewayError::invalid(
+                "Idempotency key must be 1-200 characters without control characters",
+            ));
+        }
+        let scope = request.caller.owner().unwrap_or_default().to_string();
+        let mut earlier = Earlier { scope, key: key.to_string(), done: None, unfinished: None };
+        if let Some(record) = self.inner.store.idempotency(&earlier.scope, key).await? {
+            if record.session_key != request.session_key {
+                return Err(GatewayError::conflict(format!(
+                    "Idempotency key {key} was used for session {}",
+                    record.session_key
+                )));
+            }
+            match record.outcome {
+                Some(outcome) => {
+                    earlier.done = Some(serde_json::from_str(&outcome).map_err(|e| {
+                        GatewayError::internal(format!("stored idempotency outcome: {e}"))
+                    })?)
+                }
+                None => earlier.unfinished = Some(record.message_id),
+            }
+        }
+        Ok(earlier)
     }
 
     /// `limits.max_subscribers` streams per session.
@@ -650,10 +717,15 @@ impl SessionManager {
     /// Like [`send`](Self::send), streaming the run's events before its outcome.
     pub async fn send_stream(&self, request: SendRequest) -> Result<(Accepted, RunStream)> {
         let admitted = self.admit(request, true).await?;
-        let joined = admitted.accepted.mode == SendMode::Steer;
-        let live = admitted
-            .live
-            .ok_or_else(|| GatewayError::session_not_found(&admitted.accepted.session_key))?;
+        let joined = admitted.joined;
+        let Some(live) = admitted.live else {
+            // A repeat of a finished message: its outcome is all there is.
+            let outcome = admitted.outcome;
+            let stream: RunStream = Box::pin(futures_util::stream::once(async move {
+                outcome.await.map(RunItem::Outcome).unwrap_or(RunItem::Stopped)
+            }));
+            return Ok((admitted.accepted, stream));
+        };
         let stream = stream::run_events(
             admitted.accepted.session_key.as_str().into(),
             admitted.run_message_id,

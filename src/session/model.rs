@@ -246,10 +246,13 @@ pub struct Accepted {
     pub session_key: String,
     pub message_id: String,
     pub mode: SendMode,
+    /// A repeat of an earlier call with the same idempotency key: the message is that call's,
+    /// and nothing new runs.
+    pub repeat: bool,
 }
 
 /// The end of a run as its callers see it (`{ok, response, error?, sessionKey, messageId}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutcome {
     pub ok: bool,

@@ -35,7 +35,8 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             let mut queued = state.queue.pop_front().expect("queue is not empty");
             let cancel = CancellationToken::new();
             let mut run = ActiveRun::new(queued.message_id.clone(), cancel.clone());
-            run.waiters.extend(queued.waiter.take().map(|w| (queued.message_id.clone(), w)));
+            run.waiters.extend(queued.waiters.drain(..).map(|w| (queued.message_id.clone(), w)));
+            run.permit = queued.permit.take();
             state.run = Some(run);
             state.mark_started(&queued.message_id);
             // Started is on disk before the model is called: a crash never runs it twice.

@@ -5,7 +5,9 @@
 //! tool results and history, then logs it). A subscriber that saw event `n` and then reads
 //! `state` sees at least what event `n` described. The lock is never held across an `.await`.
 
-use std::collections::VecDeque;
+mod idempotency;
+
+use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use crate::agent::tools::ToolOutput;
 use crate::agent::{RunEnd, RunStatus};
 use crate::error::{ErrorCode, GatewayError};
 use crate::store::{Checkpoint, MessageRecord, MessageState, Op, SessionRecord, Store, Ticket};
+pub(crate) use idempotency::Attached;
 
 /// Seqs reserved in the store at a time: a crash can skip at most this many, never reuse one.
 const SEQ_BLOCK: u64 = 1000;
@@ -50,7 +53,11 @@ pub(crate) struct Queued {
     pub message_id: String,
     pub text: String,
     pub images: Vec<Image>,
-    pub waiter: Option<oneshot::Sender<RunOutcome>>,
+    /// Its callers: the one that sent it, and any repeat with the same idempotency key.
+    pub waiters: Vec<oneshot::Sender<RunOutcome>>,
+    /// Counts against the sending token's `max_concurrent_runs` until the message is done
+    /// (it moves into the run when the message starts).
+    pub permit: Option<crate::auth::RunPermit>,
 }
 
 impl Queued {
@@ -81,16 +88,22 @@ impl Queued {
         HistoryMessage { id: self.message_id.clone(), role: Role::User, parts, timestamp: now_ms() }
     }
 
-    /// Answers the waiting caller without running the message.
+    /// The outcome of a message that is not run.
+    fn rejected(&self, session_key: &str, error: &str) -> RunOutcome {
+        RunOutcome {
+            ok: false,
+            response: String::new(),
+            error: Some(error.to_string()),
+            session_key: session_key.to_string(),
+            message_id: self.message_id.clone(),
+        }
+    }
+
+    /// Answers the waiting callers without running the message.
     pub fn reject(self, session_key: &str, error: &str) {
-        if let Some(waiter) = self.waiter {
-            let _ = waiter.send(RunOutcome {
-                ok: false,
-                response: String::new(),
-                error: Some(error.to_string()),
-                session_key: session_key.to_string(),
-                message_id: self.message_id,
-            });
+        let outcome = self.rejected(session_key, error);
+        for waiter in self.waiters {
+            let _ = waiter.send(outcome.clone());
         }
     }
 }
@@ -112,6 +125,8 @@ pub(crate) struct ActiveRun {
     /// Set when shutdown or the run timeout cut the run short (rather than an abort):
     /// `(code, message)`.
     pub interrupted: Option<(String, String)>,
+    /// The message's place in its token's `max_concurrent_runs`, freed as the run ends.
+    pub permit: Option<crate::auth::RunPermit>,
 }
 
 impl ActiveRun {
@@ -125,6 +140,7 @@ impl ActiveRun {
             draft: None,
             pending_tools: Vec::new(),
             interrupted: None,
+            permit: None,
         }
     }
 
@@ -173,6 +189,10 @@ pub(crate) struct State {
     pub owner: Option<String>,
     /// Runs a crash left started, closed as interrupted when the session was loaded.
     pub closed_at_restore: usize,
+    /// Unfinished messages accepted with an idempotency key: `(scope, key)` → message id,
+    /// and back.
+    idempotent: HashMap<(String, String), String>,
+    idempotent_of: HashMap<String, (String, String)>,
     /// The highest seq reserved in the store; the log may count up to it without a write.
     seq_floor: u64,
     /// Metadata changed: the next flush rewrites the session's row.
@@ -231,6 +251,47 @@ pub(crate) struct Admitted {
     pub live: Option<broadcast::Receiver<Arc<Event>>>,
     /// The queue has no driver yet: the caller must start one.
     pub start_driver: bool,
+    /// The caller joins a run already going: its events stream from now.
+    pub joined: bool,
+}
+
+impl Admitted {
+    /// A repeat of a message that is done: its outcome at once, nothing to stream.
+    pub fn finished(session_key: &str, outcome: RunOutcome) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let message_id = outcome.message_id.clone();
+        let _ = tx.send(outcome);
+        let accepted = Accepted {
+            session_key: session_key.to_string(),
+            message_id: message_id.clone(),
+            mode: SendMode::Queued,
+            repeat: true,
+        };
+        Self {
+            accepted,
+            outcome: rx,
+            run_message_id: message_id,
+            live: None,
+            start_driver: false,
+            joined: false,
+        }
+    }
+
+    /// A repeat of a message still in flight: the same outcome, the run's events from now.
+    pub fn repeat(session_key: &str, message_id: String, attached: Attached) -> Self {
+        let mode =
+            if attached.run_message_id == message_id { SendMode::Queued } else { SendMode::Steer };
+        let accepted =
+            Accepted { session_key: session_key.to_string(), message_id, mode, repeat: true };
+        Self {
+            accepted,
+            outcome: attached.outcome,
+            run_message_id: attached.run_message_id,
+            live: attached.live,
+            start_driver: false,
+            joined: attached.running,
+        }
+    }
 }
 
 impl Session {
@@ -288,6 +349,8 @@ impl State {
             memory_namespace: crate::memory::DEFAULT_NAMESPACE.to_string(),
             owner: None,
             closed_at_restore: 0,
+            idempotent: HashMap::new(),
+            idempotent_of: HashMap::new(),
             seq_floor,
             dirty: true,
             ops: Vec::new(),
@@ -323,9 +386,11 @@ impl State {
                 message_id: m.message_id,
                 text: m.text,
                 images: m.images,
-                waiter: None,
+                waiters: Vec::new(),
+                permit: None,
             })
             .collect();
+        state.restore_idempotent(stored.idempotency);
         state.close_interrupted(started);
         state
     }
@@ -342,7 +407,8 @@ impl State {
                 message_id: m.message_id.clone(),
                 text: m.text.clone(),
                 images: m.images.clone(),
-                waiter: None,
+                waiters: Vec::new(),
+                permit: None,
             };
             if !self.history.iter().any(|h| h.id == run.message_id) {
                 self.commit(user(run).user_message());
@@ -398,6 +464,13 @@ impl State {
         for message in runs.iter().chain(&steering) {
             let error = Some(INTERRUPTED_BY_RESTART.to_string());
             self.ops.push(Op::Finish { message_id: message.message_id.clone(), error });
+            self.record_outcome(&RunOutcome {
+                ok: false,
+                response: String::new(),
+                error: Some(INTERRUPTED_BY_RESTART.to_string()),
+                session_key: self.key.to_string(),
+                message_id: message.message_id.clone(),
+            });
         }
     }
 
@@ -665,6 +738,7 @@ impl State {
         max_queue: usize,
         subscribe: bool,
     ) -> Result<Admitted, GatewayError> {
+        let permit = request.caller.run_permit()?;
         let message_id = uuid::Uuid::new_v4().to_string();
         let (tx, outcome) = oneshot::channel();
         let live = subscribe.then(|| self.log.subscribe(None).live).flatten();
@@ -673,7 +747,8 @@ impl State {
             message_id: message_id.clone(),
             text: request.text,
             images: request.images,
-            waiter: None,
+            waiters: Vec::new(),
+            permit,
         };
         let (mode, run_message_id) = if request.behavior == StreamingBehavior::Steer && joinable {
             let run = self.run.as_mut().expect("joinable implies a run");
@@ -691,7 +766,7 @@ impl State {
                 return Err(error);
             }
             self.ops.push(Op::Accept(queued.record(&self.key, None)));
-            self.queue.push_back(Queued { waiter: Some(tx), ..queued });
+            self.queue.push_back(Queued { waiters: vec![tx], ..queued });
             self.emit_state();
             (SendMode::Queued, message_id.clone())
         };
@@ -700,8 +775,16 @@ impl State {
         if start_driver {
             self.driver_running = true;
         }
-        let accepted = Accepted { session_key: self.key.to_string(), message_id, mode };
-        Ok(Admitted { accepted, outcome, run_message_id, live, start_driver })
+        let accepted =
+            Accepted { session_key: self.key.to_string(), message_id, mode, repeat: false };
+        Ok(Admitted {
+            accepted,
+            outcome,
+            run_message_id,
+            live,
+            start_driver,
+            joined: mode == SendMode::Steer,
+        })
     }
 
     /// Removes one queued message; its caller gets `Cancelled`.
@@ -720,12 +803,14 @@ impl State {
     fn finish_queued(&mut self, queued: Queued, reason: &str) {
         let error = Some(reason.to_string());
         self.ops.push(Op::Finish { message_id: queued.message_id.clone(), error });
+        self.record_outcome(&queued.rejected(&self.key, reason));
         queued.reject(&self.key, reason);
     }
 
     /// Takes back a message whose acceptance could not be stored: it leaves the queue (or the
     /// run it was steering into) without a trace; its caller gets the store's error.
     pub fn withdraw(&mut self, message_id: &str) {
+        self.forget_idempotent(message_id);
         if let Some(position) = self.queue.iter().position(|q| q.message_id == message_id) {
             self.queue.remove(position);
             self.emit_state();
@@ -739,7 +824,7 @@ impl State {
     /// queued in the store and run after the next start.
     pub fn release_waiters(&mut self) {
         for queued in self.queue.iter_mut() {
-            queued.waiter = None;
+            queued.waiters.clear();
         }
     }
 
@@ -778,6 +863,8 @@ impl State {
     /// Ends the run: events, usage, and the outcome for every waiting caller.
     pub fn finish_run(&mut self, end: RunEnd) {
         let Some(mut run) = self.run.take() else { return };
+        // Freed before anyone hears the outcome, so a caller may send the next one at once.
+        drop(run.permit.take());
         // Steering text that arrived too late for any model call is kept, not lost.
         for queued in run.steering.drain(..) {
             self.commit_user(&queued);
@@ -808,9 +895,14 @@ impl State {
             session_key: self.key.to_string(),
             message_id: run.message_id.clone(),
         };
+        self.record_outcome(&outcome);
         for (message_id, waiter) in run.waiters {
             if message_id != run.message_id {
                 self.ops.push(Op::Finish { message_id: message_id.clone(), error: error.clone() });
+                self.record_outcome(&RunOutcome {
+                    message_id: message_id.clone(),
+                    ..outcome.clone()
+                });
             }
             let _ = waiter.send(RunOutcome { message_id, ..outcome.clone() });
         }
@@ -824,13 +916,15 @@ impl State {
         let Some(run) = self.run.take() else { return };
         // Steering callers are among the waiters too.
         for (message_id, waiter) in run.waiters {
-            let _ = waiter.send(RunOutcome {
+            let outcome = RunOutcome {
                 ok: false,
                 response: String::new(),
                 error: Some(error.to_string()),
                 session_key: self.key.to_string(),
                 message_id: message_id.clone(),
-            });
+            };
+            self.record_outcome(&outcome);
+            let _ = waiter.send(outcome);
             self.ops.push(Op::Finish { message_id, error: Some(error.to_string()) });
         }
         self.emit_state();

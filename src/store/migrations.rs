@@ -112,6 +112,7 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sessions ADD COLUMN owner TEXT;
     CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at DESC, key);
+    CREATE INDEX idempotency_by_session ON idempotency (session_key) WHERE outcome IS NULL;
     "#,
 ];
 

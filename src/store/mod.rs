@@ -234,6 +234,8 @@ pub struct StoredSession {
     pub history: Vec<HistoryMessage>,
     /// Queued and started messages, in the order they were accepted.
     pub messages: Vec<MessageRecord>,
+    /// Idempotency records of this session's messages whose outcome is not known yet.
+    pub idempotency: Vec<IdempotencyRecord>,
 }
 
 /// Where sessions live. Implementations apply batches in submission order, each atomically,

@@ -459,7 +459,25 @@ fn load(conn: &mut Connection, key: &str) -> StoreResult<Stored> {
             checkpoint: checkpoint.as_deref().map(serde_json::from_str).transpose()?,
         });
     }
-    Ok(Stored { seq, session: Some(StoredSession { record, history, messages }) })
+    drop(rows);
+    drop(statement);
+    let idempotency = conn
+        .prepare_cached(
+            "SELECT scope, key, message_id, created_at FROM idempotency
+             WHERE session_key = ?1 AND outcome IS NULL",
+        )?
+        .query_map([key], |row| {
+            Ok(IdempotencyRecord {
+                scope: row.get(0)?,
+                key: row.get(1)?,
+                session_key: key.to_string(),
+                message_id: row.get(2)?,
+                outcome: None,
+                created_at: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Stored { seq, session: Some(StoredSession { record, history, messages, idempotency }) })
 }
 
 impl Store for SqliteStore {

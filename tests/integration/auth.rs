@@ -209,3 +209,46 @@ async fn own_sessions_only_tokens_see_only_their_sessions() {
     let shown = gw.http.get(gw.url("/sessions/a1")).bearer_auth("alice-token").send().await;
     assert_eq!(shown.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn rate_limits_per_token_answer_429_with_retry_after() {
+    let tokens = r#"[
+      {name = "chatty", token = "chatty-token", scopes = ["chat", "sessions"], requests_per_minute = 3},
+      {name = "busy", token = "busy-token-1", scopes = ["chat", "sessions"], max_concurrent_runs = 1}
+    ]"#;
+    let gw = Gateway::with(&[("tokens", tokens)]).await;
+    for _ in 0..3 {
+        assert_eq!(http(&gw, Some("chatty-token"), "GET", "/sessions").await.0, 200);
+    }
+    let refused =
+        gw.http.get(gw.url("/sessions")).bearer_auth("chatty-token").send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "20", "one request per 20 s at 3 per minute");
+    let (_, body) = read(refused).await;
+    assert_eq!(body["code"], "rate_limited");
+    let mut sessions = pb::sessions_client::SessionsClient::new(gw.channel().await);
+    let list = with_token(pb::ListSessionsRequest::default(), "chatty-token");
+    let status = sessions.list_sessions(list).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.metadata().get("retry-after").unwrap(), "20");
+    // Another token is not held back by it.
+    assert_eq!(http(&gw, Some("busy-token-1"), "GET", "/sessions").await.0, 200);
+
+    // One message in flight at a time for "busy", over all its sessions.
+    let slow = json!({"text": format!("{}\n!delay 20", words(200))});
+    let running = gw.http.post(gw.url("/sessions/b1/chat")).bearer_auth("busy-token-1").json(&slow);
+    let mut running = Sse::open_with(running).await;
+    while running.event().await.unwrap().1["type"] != "text-delta" {}
+    let second = gw.http.post(gw.url("/sessions/b2/messages")).bearer_auth("busy-token-1");
+    let refused = second.json(&json!({"text": "me too"})).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let (_, body) = read(refused).await;
+    assert!(body["error"].as_str().unwrap().contains("max_concurrent_runs 1"), "{body}");
+    let abort = gw.http.post(gw.url("/sessions/b1/abort")).bearer_auth("busy-token-1");
+    assert_eq!(abort.send().await.unwrap().status(), 200);
+    while running.event().await.is_some() {}
+    // Its run is over: the place is free again (the permit goes with the run's end).
+    let third = gw.http.post(gw.url("/sessions/b2/messages")).bearer_auth("busy-token-1");
+    let answer = within(third.json(&json!({"text": "now"})).send()).await.unwrap();
+    assert_eq!(answer.status(), 200);
+}

@@ -95,9 +95,9 @@ async fn refused_calls_are_statuses() {
     let bad_key = chat.send_message(send("a\nb", "hi")).await.unwrap_err();
     assert_eq!(bad_key.code(), Code::InvalidArgument);
     let mut request = send("x", "hi");
-    request.idempotency_key = "once".into();
+    request.idempotency_key = "\u{7}".into();
     let idempotent = chat.send_message(request).await.unwrap_err();
-    assert_eq!(idempotent.code(), Code::Unimplemented, "refused, never silently ignored");
+    assert_eq!(idempotent.code(), Code::InvalidArgument, "a control character in the key");
     let command = chat.execute_command(pb::ExecuteCommandRequest::default()).await.unwrap_err();
     assert_eq!(command.code(), Code::Unimplemented);
     let steer_unknown = chat

@@ -25,6 +25,8 @@ pub struct AppState {
     pub admin: AdminApi,
     pub metrics: Metrics,
     pub auth: Auth,
+    /// TLS on the port, when `tls.cert` and `tls.key` are set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
 }
@@ -35,6 +37,10 @@ impl AppState {
     /// says what could not start, naming the file or directory.
     pub async fn open(config: Config) -> Result<Self, String> {
         let config = Arc::new(config);
+        let tls = match (config.tls.cert.as_str(), config.tls.key.as_str()) {
+            ("", "") => None,
+            (cert, key) => Some(crate::tls::acceptor(cert.as_ref(), key.as_ref())?),
+        };
         let store: Arc<dyn Store> = if config.persist {
             let dir = &config.data_dir;
             std::fs::create_dir_all(dir).map_err(|e| format!("data_dir {}: {e}", dir.display()))?;
@@ -60,7 +66,7 @@ impl AppState {
         let auth = Auth::from_config(&config);
         let memory = MemoryApi::new(memory, sessions.clone());
         let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default());
-        Ok(Self { config, sessions, memory, admin, metrics, auth, shutdown })
+        Ok(Self { config, sessions, memory, admin, metrics, auth, tls, shutdown })
     }
 
     /// False once shutdown has begun (draining).

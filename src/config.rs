@@ -479,8 +479,8 @@ impl Config {
         if self.agent.call_timeout.is_zero() || self.agent.run_timeout.is_zero() {
             return err("agent.call_timeout and agent.run_timeout must be greater than zero".into());
         }
-        if !self.tls.cert.is_empty() || !self.tls.key.is_empty() {
-            return err("tls.cert / tls.key are not implemented yet; run behind a TLS proxy".into());
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            return err("tls.cert and tls.key go together: set both or neither".into());
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`config`]: defaults < TOML file < environment < command line, validated once.
 //! - [`error`]: the one error type and its gRPC/HTTP status table.
-//! - [`server`]: `run(listener, state, shutdown)`, the one-port router.
+//! - [`server`]: `run(listener, state, shutdown)`, the one-port router; [`tls`] for TLS on it.
 //! - [`session`]: the session manager, queue, run driver, event log and streams.
 //! - [`store`]: the `Store` trait and its SQLite implementation (sessions, history, the
 //!   message queue with each message's state, seqs), with versioned migrations.
@@ -38,3 +38,4 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -39,12 +39,14 @@ pub async fn run(
     }
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     state.sessions.spawn_sweeper();
-    info!(addr = %listener.local_addr()?, "listening (gRPC, grpc-web, HTTP)");
+    let scheme = if state.tls.is_some() { "TLS" } else { "plain text" };
+    info!(addr = %listener.local_addr()?, scheme, "listening (gRPC, grpc-web, HTTP)");
 
     let token = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let grace = state.config.shutdown_grace;
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let tls = state.tls.clone();
+    let draining = async move {
         shutdown.await;
         info!("shutting down: draining");
         for name in grpc::SERVICE_NAMES {
@@ -56,7 +58,16 @@ pub async fn run(
         sessions.drain(grace).await;
         // Streams end from this token; without it graceful shutdown would wait on them.
         token.cancel();
-    });
+    };
+    let serve = async move {
+        match tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+                axum::serve(listener, app).with_graceful_shutdown(draining).await
+            }
+            None => axum::serve(listener, app).with_graceful_shutdown(draining).await,
+        }
+    };
     // Callers still holding connections get a short while after the streams end; then the
     // process stops without them.
     let token = state.shutdown.clone();

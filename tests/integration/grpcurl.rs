@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::common::*;
 
 /// `$GRPCURL`, else the binary inside the installed Python package.
-fn grpcurl() -> String {
+pub fn grpcurl() -> String {
     if let Ok(path) = std::env::var("GRPCURL") {
         return path;
     }

@@ -20,6 +20,7 @@ mod queue;
 mod rest;
 mod resume;
 mod sse;
+mod tls;
 mod tools;
 mod v1;
 mod vercel;

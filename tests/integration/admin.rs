@@ -136,15 +136,20 @@ async fn logs_carry_request_ids_and_never_a_secret() {
     assert_eq!(wrong.json(&json!({"text": "x"})).send().await.unwrap().status(), 401);
 
     // TailLogs, opened before, gets the line of that request.
+    let mut tailed = Vec::new();
     let line = within(async {
         loop {
             let line = tail.message().await.unwrap().expect("the tail goes on").line;
+            tailed.push(line.clone());
             if line.contains(&id) {
                 return line;
             }
         }
     })
     .await;
+    for secret in SECRETS {
+        assert!(!tailed.iter().any(|l| l.contains(secret)), "{secret} in TailLogs");
+    }
     assert!(line.contains("route=/sessions") && line.contains("status=200"), "{line}");
 
     let (status, logs) = admin_get(&gw, "/logs").await;
@@ -273,4 +278,44 @@ async fn metrics_need_the_admin_scope_unless_public() {
     assert_eq!(ops.status(), 200);
     let open = Gateway::with(&[("bearer_token", SECRETS[0]), ("metrics.public", "true")]).await;
     assert_eq!(open.http.get(open.url("/metrics")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn each_limit_answers_its_code() {
+    let gw = Gateway::with(&[
+        ("limits.max_subscribers", "2"),
+        ("limits.max_live_sessions", "3"),
+        ("limits.max_text", "10"),
+    ])
+    .await;
+    // Text length: 413 payload_too_large.
+    let (status, error) = gw.post("/sessions/l1/messages", json!({"text": "x".repeat(11)})).await;
+    assert_eq!((status, &error["code"]), (413, &json!("payload_too_large")));
+    // Streams per session: the third is 429 rate_limited with Retry-After, on SSE and gRPC.
+    gw.message("l1", "hi").await;
+    let _a = Sse::open(&gw, "/sessions/l1/events").await;
+    let _b = Sse::open(&gw, "/sessions/l1/events").await;
+    let third = gw.http.get(gw.url("/sessions/l1/events")).send().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let (_, error) = read(third).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert!(error["error"].as_str().unwrap().contains("max 2"), "{error}");
+    let mut sessions = gw.sessions().await;
+    let subscribe = pb::SubscribeRequest { session_key: "l1".into(), after_seq: None };
+    assert_eq!(sessions.subscribe(subscribe).await.unwrap_err().code(), Code::ResourceExhausted);
+    let chat = gw.post("/sessions/l1/chat", json!({"text": "hi"})).await;
+    assert_eq!(chat.0, 429, "a streaming send counts too: {chat:?}");
+    // Live sessions: main and l1 are live, l2 fits, l3 evicts the idle l2; with every live
+    // session busy or watched, the next one is 429.
+    assert_eq!(gw.message("l2", "hi").await.0, 200);
+    assert_eq!(gw.message("l3", "hi").await.0, 200);
+    let (_, l2) = gw.get("/sessions/l2").await;
+    assert_eq!(l2["session"]["loaded"], true, "loaded again (l3 was evicted for it)");
+    let _c = Sse::open(&gw, "/sessions/l2/events").await;
+    let (status, error) = gw.message("l4", "hi").await;
+    assert_eq!((status, &error["code"]), (429, &json!("rate_limited")), "{error}");
+    assert!(error["error"].as_str().unwrap().contains("Too many live sessions (max 3)"));
+    let (_, listed) = gw.get("/sessions").await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 4, "evicted sessions stay stored");
 }

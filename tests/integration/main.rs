@@ -13,6 +13,7 @@ mod golden;
 mod grpc_chat;
 mod grpc_sessions;
 mod grpcurl;
+mod hostile;
 mod idempotency;
 mod memory;
 mod providers;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{AdminApi, Channels};
 use crate::agent::Agent;
 use crate::auth::Auth;
+use crate::commands::Chat;
 use crate::config::Config;
 use crate::memory::{Memory, MemoryApi};
 use crate::session::SessionManager;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: SessionManager,
     pub memory: MemoryApi,
+    /// Sending calls and slash commands, for every transport.
+    pub chat: Chat,
     pub admin: AdminApi,
     pub metrics: Metrics,
     pub auth: Auth,
@@ -65,8 +68,9 @@ impl AppState {
         .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
         let auth = Auth::from_config(&config);
         let memory = MemoryApi::new(memory, sessions.clone());
+        let chat = Chat::new(sessions.clone(), memory.clone());
         let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default());
-        Ok(Self { config, sessions, memory, admin, metrics, auth, tls, shutdown })
+        Ok(Self { config, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
     }
 
     /// False once shutdown has begun (draining).

@@ -17,6 +17,7 @@
 //! - [`memory`]: long-term memory (namespaces, remember, forget, ranked search) and the
 //!   memory API both transports call.
 //! - [`auth`]: callers, tokens and scopes.
+//! - [`commands`]: slash commands, and the sending API that runs them for every transport.
 //! - [`admin`]: public config, live patches, channels, logs and metrics for operators.
 //! - [`telemetry`]: tracing, the log ring, request ids and Prometheus metrics.
 //! - [`grpc`]: one adapter per proto service, plus the auth guard.
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod grpc;

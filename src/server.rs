@@ -33,7 +33,7 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (app, health) = router(&state)?;
+    let Served { app, health, io } = router(&state)?;
     for name in grpc::SERVICE_NAMES {
         health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
@@ -58,6 +58,8 @@ pub async fn run(
         sessions.drain(grace).await;
         // Streams end from this token; without it graceful shutdown would wait on them.
         token.cancel();
+        // Open long-polls would otherwise hold the server for their full interval.
+        io.close().await;
     };
     let serve = async move {
         match tls {
@@ -83,9 +85,17 @@ pub async fn run(
     served
 }
 
-/// The merged router: gRPC services (each grpc-web enabled), reflection, health, then the HTTP
-/// routes, with CORS and then the request log and metrics outermost. Also returns the health reporter, to flip at shutdown.
-pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
+/// What `router` builds: the app, the health reporter (flipped at shutdown) and the socket.io
+/// handle (its sockets are closed at shutdown).
+pub struct Served {
+    pub app: Router,
+    pub health: HealthReporter,
+    pub io: socketioxide::SocketIo,
+}
+
+/// The merged router: gRPC services (each grpc-web enabled), reflection, health, the HTTP
+/// routes and socket.io, with CORS and then the request log and metrics outermost.
+pub fn router(state: &AppState) -> std::io::Result<Served> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -110,7 +120,10 @@ pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
         .add_service(web.layer(reflection_v1alpha))
         .into_axum_router();
 
-    let mut app = grpc_routes.merge(rest::router(state.clone()));
+    // socket.io on the merged router: a layer on a sub-router before the merge would answer
+    // 404, and around tonic's server the websocket upgrade would not complete.
+    let (socketio, io) = rest::socketio::layer(state);
+    let mut app = grpc_routes.merge(rest::router(state.clone())).layer(socketio);
     if let Some(cors) = cors(&state.config.cors_origin) {
         app = app.layer(cors);
     }
@@ -120,7 +133,7 @@ pub fn router(state: &AppState) -> std::io::Result<(Router, HealthReporter)> {
         state.metrics.clone(),
         crate::telemetry::requests,
     ));
-    Ok((app, reporter))
+    Ok(Served { app, health: reporter, io })
 }
 
 /// CORS per GATEWAY.md §10, for grpc-web and REST from browsers.

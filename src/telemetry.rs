@@ -251,6 +251,8 @@ pub async fn requests(
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let route = if grpc {
         request.uri().path().to_string()
+    } else if request.uri().path().starts_with("/socket.io/") {
+        "/socket.io".to_string()
     } else {
         match request.extensions().get::<MatchedPath>() {
             Some(path) => path.as_str().to_string(),

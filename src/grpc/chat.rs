@@ -57,7 +57,7 @@ impl pb::chat_server::Chat for ChatApi {
     ) -> Answer<pb::SendMessageResponse> {
         let caller = caller(&request);
         let request = send_request(request.into_inner(), caller)?;
-        let (accepted, outcome) = self.state.sessions.send(request).await?;
+        let (accepted, outcome) = self.state.chat.send(request).await?;
         let outcome = outcome.await.map_err(|_| Status::from(GatewayError::shutting_down()))?;
         Ok(Response::new(pb::SendMessageResponse {
             ok: outcome.ok,
@@ -78,7 +78,7 @@ impl pb::chat_server::Chat for ChatApi {
         let caller = caller(&request);
         use pb::stream_chat_response::Kind;
         let request = send_request(request.into_inner(), caller)?;
-        let (accepted, run) = self.state.sessions.send_stream(request).await?;
+        let (accepted, run) = self.state.chat.send_stream(request).await?;
         let first = pb::StreamChatResponse {
             kind: Some(Kind::Accepted(pb::Accepted {
                 session_key: accepted.session_key,
@@ -125,11 +125,19 @@ impl pb::chat_server::Chat for ChatApi {
 
     async fn execute_command(
         &self,
-        _: Request<pb::ExecuteCommandRequest>,
+        request: Request<pb::ExecuteCommandRequest>,
     ) -> Answer<pb::ExecuteCommandResponse> {
-        Err(GatewayError::unimplemented(
-            "ExecuteCommand arrives with the slash commands (socket.io issue)",
-        )
-        .into())
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let result = self
+            .state
+            .chat
+            .execute(&caller, &request.session_key, &request.command, &request.args)
+            .await?;
+        Ok(Response::new(pb::ExecuteCommandResponse {
+            ok: result.ok,
+            output: result.output,
+            data: result.data.as_ref().map(convert::json),
+        }))
     }
 }

@@ -1,12 +1,12 @@
 //! The HTTP bridge (GATEWAY.md §5): the seed REST routes, SSE, the Vercel AI SDK chat stream,
-//! the v1 conversation API, the webhook and the built-in chat page, with JSON
-//! errors for unknown paths (404) and wrong methods (405). Routes whose feature lands in a
-//! later piece of work are registered and answer 501 with what is missing.
+//! the v1 conversation API, socket.io, the webhook and the built-in chat page, with JSON
+//! errors for unknown paths (404) and wrong methods (405).
 
 pub mod admin;
 pub mod extract;
 pub mod memory;
 pub mod rest;
+pub mod socketio;
 pub mod sse;
 pub mod v1;
 pub mod vercel;
@@ -16,17 +16,11 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::{ErrorCode, GatewayError};
-
-/// A route that exists in the contract but not yet in this build.
-fn later(what: &'static str) -> MethodRouter<AppState> {
-    let handler = move || async move { GatewayError::unimplemented(what) };
-    get(handler).post(handler).patch(handler).delete(handler)
-}
 
 /// Who calls (401 without a valid token), for every route but the public ones (see
 /// `router`); the [`Caller`] goes into the request's extensions.
@@ -69,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{key}/steer", post(rest::steer))
         .route("/sessions/{key}/abort", post(rest::abort))
         .route("/sessions/{key}/queue/{message_id}", delete(rest::cancel_queued))
-        .route("/sessions/{key}/commands", later("slash commands (/sessions/:key/commands)"))
+        .route("/sessions/{key}/commands", post(rest::command))
         .route("/v1/conversations/{id}/abort", post(v1::abort))
         .route("/v1/conversations/{id}/stream", get(v1::resume_stream))
         .route("/v1/chat", post(v1::chat))

@@ -113,7 +113,7 @@ pub struct MessageBody {
 /// seed's contract). A full queue is the seed's 500 body without a message id.
 pub async fn send_and_wait(state: &AppState, request: SendRequest) -> Answer {
     let session_key = request.session_key.clone();
-    let (_, outcome) = match state.sessions.send(request).await {
+    let (_, outcome) = match state.chat.send(request).await {
         Ok(sent) => sent,
         Err(e) if e.code == ErrorCode::QueueFull => {
             let body = json!({ "ok": false, "response": "", "error": e.message, "sessionKey": session_key });
@@ -256,6 +256,29 @@ pub async fn set_thinking(
     let level = ThinkingLevel::parse(&text).ok_or_else(|| ThinkingLevel::invalid(&text))?;
     let level = state.sessions.set_thinking(&caller, &key, level).await?;
     Ok(Json(json!({ "ok": true, "level": level })).into_response())
+}
+
+/// `POST /sessions/:key/commands {command, args}` → `{ok, output, data?}`.
+pub async fn command(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(key): KeyPath,
+    JsonBody(body): JsonBody<Value>,
+) -> Answer {
+    let command = match body.get("command") {
+        Some(Value::String(command)) if !command.trim().is_empty() => command.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(GatewayError::invalid("Missing command"));
+        }
+        Some(_) => return Err(GatewayError::invalid("command must be a string")),
+    };
+    let args = match body.get("args") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(args)) => args.clone(),
+        Some(_) => return Err(GatewayError::invalid("args must be a string")),
+    };
+    let result = state.chat.execute(&caller, &key, &command, &args).await?;
+    Ok(Json(result).into_response())
 }
 
 pub async fn models(State(state): State<AppState>) -> Answer {

@@ -226,7 +226,7 @@ async fn session_id(sessions: &SessionManager, caller: &Caller, key: &str) -> St
 async fn chat_json(state: AppState, chat: Chat) -> Answer {
     let key = chat.request.session_key.clone();
     let caller = chat.request.caller.clone();
-    let (_, outcome) = state.sessions.send(chat.request).await?;
+    let (_, outcome) = state.chat.send(chat.request).await?;
     let outcome = outcome.await.map_err(|_| GatewayError::shutting_down())?;
     if !outcome.ok {
         return Err(GatewayError::internal(outcome.error.unwrap_or_else(|| "Run failed".into())));
@@ -309,7 +309,7 @@ impl Drop for CancelOnDrop {
 async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
     let key = chat.request.session_key.clone();
     let caller = chat.request.caller.clone();
-    let (accepted, run) = state.sessions.send_stream(chat.request).await?;
+    let (accepted, run) = state.chat.send_stream(chat.request).await?;
     let guard = CancelOnDrop {
         sessions: state.sessions.clone(),
         caller,

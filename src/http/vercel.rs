@@ -50,7 +50,7 @@ pub async fn chat(
         caller,
     };
     // Errors (a full queue: 429) are answered before any stream starts.
-    let (accepted, run) = state.sessions.send_stream(request).await?;
+    let (accepted, run) = state.chat.send_stream(request).await?;
     let body = ui_stream(accepted.message_id, run);
     Ok(ui_response(body, &state, version))
 }

@@ -153,7 +153,7 @@ async fn handle(
     };
     if body.run_async == Some(true) {
         // Answered once the message is stored; the run goes on without the caller.
-        let (accepted, _) = state.sessions.send(request).await?;
+        let (accepted, _) = state.chat.send(request).await?;
         let answer = json!({
             "ok": true,
             "accepted": true,

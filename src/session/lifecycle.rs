@@ -66,6 +66,17 @@ impl SessionManager {
         Ok(snapshot)
     }
 
+    /// Makes sure the session exists (created on use, owned by `caller`), as a sending call
+    /// would; 404 for one the caller may not see.
+    pub async fn ensure(&self, caller: &Caller, key: &str) -> Result<()> {
+        validate_key(key)?;
+        let session = self.get_or_create(caller, key).await?;
+        if !caller.sees(session.lock().owner.as_deref()) {
+            return Err(GatewayError::session_not_found(key));
+        }
+        Ok(())
+    }
+
     pub async fn rename(&self, caller: &Caller, key: &str, name: Option<String>) -> Result<()> {
         if let Some(name) = &name {
             validate_name(name)?;

@@ -6,6 +6,7 @@
 //! `state` sees at least what event `n` described. The lock is never held across an `.await`.
 
 mod idempotency;
+mod restore;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
@@ -20,7 +21,6 @@ use super::draft::Draft;
 use super::event::{Event, EventKind};
 use super::log::EventLog;
 use super::model::*;
-use crate::agent::tools::ToolOutput;
 use crate::agent::{RunEnd, RunStatus};
 use crate::error::{ErrorCode, GatewayError};
 use crate::store::{Checkpoint, MessageRecord, MessageState, Op, SessionRecord, Store, Ticket};
@@ -356,121 +356,6 @@ impl State {
             ops: Vec::new(),
             checkpoint_due: false,
             last_checkpoint: Instant::now(),
-        }
-    }
-
-    /// A session loaded from the store. Queued messages go back in the queue (without a
-    /// waiting caller); runs that had started are closed as interrupted, never re-run.
-    pub fn restore(stored: crate::store::StoredSession, log: EventLog) -> Self {
-        let record = stored.record;
-        let mut state = State::new(record.key.as_str().into(), record.model, log);
-        state.session_id = record.session_id;
-        state.name = record.name;
-        state.created_at = record.created_at;
-        state.updated_at = record.updated_at;
-        state.last_active_at = record.last_active_at;
-        state.thinking = record.thinking;
-        state.usage = record.usage;
-        state.history_base = record.history_base;
-        state.compacted_upto = record.compacted_upto;
-        state.compaction_summary = record.compaction_summary;
-        state.memory_namespace = record.memory_namespace;
-        state.owner = record.owner;
-        state.history = stored.history;
-        state.dirty = false;
-        let (started, queued): (Vec<_>, Vec<_>) =
-            stored.messages.into_iter().partition(|m| m.state == MessageState::Started);
-        state.queue = queued
-            .into_iter()
-            .map(|m| Queued {
-                message_id: m.message_id,
-                text: m.text,
-                images: m.images,
-                waiters: Vec::new(),
-                permit: None,
-            })
-            .collect();
-        state.restore_idempotent(stored.idempotency);
-        state.close_interrupted(started);
-        state
-    }
-
-    /// Crash semantics (GATEWAY.md §2): a started run keeps its partial text, its open tool
-    /// calls get `interrupted by restart` error results, an `error` event says so, and its
-    /// message (and any steering text that joined it) is marked done.
-    fn close_interrupted(&mut self, started: Vec<MessageRecord>) {
-        let (runs, steering): (Vec<_>, Vec<_>) =
-            started.into_iter().partition(|m| m.joined.is_none());
-        self.closed_at_restore = runs.len();
-        for run in &runs {
-            let user = |m: &MessageRecord| Queued {
-                message_id: m.message_id.clone(),
-                text: m.text.clone(),
-                images: m.images.clone(),
-                waiters: Vec::new(),
-                permit: None,
-            };
-            if !self.history.iter().any(|h| h.id == run.message_id) {
-                self.commit(user(run).user_message());
-            }
-            let start = self.history.iter().rposition(|h| h.id == run.message_id).unwrap_or(0);
-            for steer in steering.iter().filter(|s| s.joined.as_ref() == Some(&run.message_id)) {
-                if !self.history.iter().any(|h| h.id == steer.message_id) {
-                    self.commit(user(steer).user_message());
-                }
-            }
-            let checkpoint = run.checkpoint.clone().unwrap_or_default();
-            let mut parts = checkpoint.draft.map(|d| d.parts).unwrap_or_default();
-            parts.retain(
-                |p| !matches!(p, Part::Text { text } | Part::Reasoning { text } if text.is_empty()),
-            );
-            parts.push(Part::Error {
-                code: "interrupted".into(),
-                message: INTERRUPTED_BY_RESTART.into(),
-            });
-            self.commit(HistoryMessage {
-                id: uuid::Uuid::new_v4().to_string(),
-                role: Role::Assistant,
-                parts,
-                timestamp: now_ms(),
-            });
-            for result in checkpoint.pending_tools {
-                self.commit(result);
-            }
-            for (id, name, args) in open_calls(&self.history[start..]) {
-                let message = HistoryMessage {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    role: Role::ToolResult,
-                    parts: vec![Part::ToolInvocation {
-                        tool_call_id: id,
-                        tool_name: name,
-                        args,
-                        state: ToolState::Error,
-                        result: Some(ToolOutput::error(INTERRUPTED_BY_RESTART).result),
-                    }],
-                    timestamp: now_ms(),
-                };
-                self.commit(message);
-            }
-            let error = INTERRUPTED_BY_RESTART.to_string();
-            self.emit(EventKind::Error { error: error.clone(), code: "interrupted".into() });
-            self.emit(EventKind::AgentEnd {
-                message_id: run.message_id.clone(),
-                ok: false,
-                error: Some(error.clone()),
-                usage: Usage::default(),
-            });
-        }
-        for message in runs.iter().chain(&steering) {
-            let error = Some(INTERRUPTED_BY_RESTART.to_string());
-            self.ops.push(Op::Finish { message_id: message.message_id.clone(), error });
-            self.record_outcome(&RunOutcome {
-                ok: false,
-                response: String::new(),
-                error: Some(INTERRUPTED_BY_RESTART.to_string()),
-                session_key: self.key.to_string(),
-                message_id: message.message_id.clone(),
-            });
         }
     }
 
@@ -965,30 +850,6 @@ impl State {
         self.usage = Usage::default();
         self.updated_at = now_ms();
     }
-}
-
-/// Tool calls in these messages that have no result: (id, name, args).
-fn open_calls(messages: &[HistoryMessage]) -> Vec<(String, String, Value)> {
-    let answered = |id: &str| {
-        messages.iter().filter(|m| m.role == Role::ToolResult).any(|m| {
-            m.parts.iter().any(
-                |p| matches!(p, Part::ToolInvocation { tool_call_id, .. } if tool_call_id == id),
-            )
-        })
-    };
-    messages
-        .iter()
-        .filter(|m| m.role == Role::Assistant)
-        .flat_map(|m| m.parts.iter())
-        .filter_map(|part| match part {
-            Part::ToolInvocation { tool_call_id, tool_name, args, .. }
-                if !answered(tool_call_id) =>
-            {
-                Some((tool_call_id.clone(), tool_name.clone(), args.clone()))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// The arguments of a tool call, from the assistant message that made it.

@@ -55,7 +55,7 @@ async fn error_bodies() {
     record("history_limit", gw.get("/sessions/main/history?limit=0").await);
     record("delete_primary", gw.delete("/sessions/main").await);
     record("too_large", gw.post("/sessions/a/messages", json!({"text": "x".repeat(4000)})).await);
-    record("unimplemented", gw.post("/sessions/main/commands", json!({"command": "x"})).await);
+    record("missing_command", gw.post("/sessions/main/commands", json!({"args": "x"})).await);
     let (mut running, _) = crate::queue::start_slow(&gw, "q").await;
     let waiting =
         gw.http.post(gw.url("/sessions/q/messages")).json(&json!({"text": "wait"})).send();
@@ -66,7 +66,10 @@ async fn error_bodies() {
     gw.post("/sessions/q/abort", json!({})).await;
     crate::grpc_chat::collect_rest(&mut running).await;
     within(waiting).await.unwrap().unwrap();
-    let auth = Gateway::with(&[("bearer_token", "t")]).await;
+    let tokens = r#"[{name = "reader", token = "reader-token", scopes = ["sessions"]}]"#;
+    let auth = Gateway::with(&[("bearer_token", "t"), ("tokens", tokens)]).await;
     record("unauthorized", auth.get("/sessions").await);
+    let denied = auth.http.get(auth.url("/config")).bearer_auth("reader-token").send();
+    record("permission_denied", read(denied.await.unwrap()).await);
     assert_golden("errors", &Value::Object(errors));
 }

@@ -99,7 +99,7 @@ async fn refused_calls_are_statuses() {
     let idempotent = chat.send_message(request).await.unwrap_err();
     assert_eq!(idempotent.code(), Code::InvalidArgument, "a control character in the key");
     let command = chat.execute_command(pb::ExecuteCommandRequest::default()).await.unwrap_err();
-    assert_eq!(command.code(), Code::Unimplemented);
+    assert_eq!(command.code(), Code::InvalidArgument, "no session key");
     let steer_unknown = chat
         .steer(pb::SteerRequest { session_key: "nobody".into(), text: "x".into() })
         .await

@@ -210,18 +210,13 @@ async fn subscribe_starts_with_hello_and_resumes_after_seq() {
 }
 
 #[tokio::test]
-async fn rpcs_still_to_come_are_unimplemented() {
+async fn ready_counts_live_sessions() {
     let gw = Gateway::start().await;
     let mut admin = pb::admin_client::AdminClient::new(gw.channel().await);
     let ready = admin.ready(pb::ReadyRequest {}).await.unwrap().into_inner();
     assert_eq!((ready.ok, ready.ready, ready.sessions), (true, true, 1));
-    let mut chat = pb::chat_client::ChatClient::new(gw.channel().await);
-    let command = pb::ExecuteCommandRequest {
-        session_key: "main".into(),
-        command: "help".into(),
-        ..Default::default()
-    };
-    assert_eq!(chat.execute_command(command).await.unwrap_err().code(), Code::Unimplemented);
+    gw.message("r", "hi").await;
+    assert_eq!(admin.ready(pb::ReadyRequest {}).await.unwrap().into_inner().sessions, 2);
 }
 
 #[tokio::test]

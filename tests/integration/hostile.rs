@@ -19,6 +19,7 @@ const JSON_ROUTES: &[(&str, &str)] = &[
     ("POST", "/sessions/{key}/steer"),
     ("POST", "/sessions/{key}/model"),
     ("POST", "/sessions/{key}/thinking"),
+    ("POST", "/sessions/{key}/commands"),
     ("PATCH", "/sessions/{key}"),
     ("POST", "/v1/conversations"),
     ("POST", "/v1/chat"),
@@ -128,7 +129,7 @@ impl Harness {
         let config = Config::load(&Sources { overrides, ..Default::default() }).unwrap();
         let app = runtime.block_on(async {
             let state = AppState::open(config).await.unwrap();
-            agent_gateway::server::router(&state).unwrap().0
+            agent_gateway::server::router(&state).unwrap().app
         });
         Self { runtime, app, _dirs: (workspace, data) }
     }

@@ -7,6 +7,7 @@ mod admin;
 mod agent;
 mod auth;
 mod binary;
+mod commands;
 mod durability;
 mod events;
 mod golden;

@@ -209,18 +209,6 @@ async fn bearer_auth_guards_everything_but_health() {
 }
 
 #[tokio::test]
-async fn features_still_to_come_answer_501() {
-    let gw = Gateway::start().await;
-    for (path, body) in [("/sessions/main/commands", json!({"command": "help"}))] {
-        let (status, body) = gw.post(path, body).await;
-        assert_eq!(status, 501, "{path}");
-        assert_eq!(body["code"], "unimplemented");
-        assert!(text_of(&body["error"]).starts_with("Not implemented yet: "), "{body}");
-    }
-    assert_eq!(gw.get("/sessions/main").await.1["session"]["messageCount"], 0);
-}
-
-#[tokio::test]
 async fn rename_and_paginated_listing() {
     let gw = Gateway::start().await;
     for i in 0..5 {

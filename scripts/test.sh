@@ -6,8 +6,8 @@
 # packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
 # (apt, as root or through sudo) when it is missing. Then: formatting, clippy, all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
-# real gateway), the clients of clients/ (scripts/test-clients.sh), and a smoke run of the
-# README's first command.
+# real gateway), the clients of clients/ (scripts/test-clients.sh), a smoke run of every
+# benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +44,10 @@ GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" 
 echo "== clients (Python grpcio, Node grpc-js and ai, grpc-web in Chromium, grpcurl and curl recipes)"
 GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" GRPCURL="$GRPCURL" \
   PYTHON="$PWD/$venv/bin/python" bash scripts/test-clients.sh
+
+echo "== benchmark smoke run (every loadgen scenario, tiny sizes: checks they work, not speed)"
+GATEWAY_BIN="$PWD/target/debug/agent-gateway" LOADGEN_BIN="$PWD/target/debug/loadgen" \
+  bash scripts/bench-smoke.sh
 
 echo "== README first command serves /health"
 run_command="$(grep -m1 -E '^cargo run' README.md | sed 's/[[:space:]]*#.*$//')"

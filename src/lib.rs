@@ -19,7 +19,8 @@
 //! - [`auth`]: callers, tokens and scopes.
 //! - [`commands`]: slash commands, and the sending API that runs them for every transport.
 //! - [`admin`]: public config, live patches, channels, logs and metrics for operators.
-//! - [`telemetry`]: tracing, the log ring, request ids and Prometheus metrics.
+//! - [`telemetry`]: tracing, the log ring, request ids and Prometheus metrics; [`allocator`]
+//!   the allocator statistics of `jemalloc` builds.
 //! - [`grpc`]: one adapter per proto service, plus the auth guard.
 //! - [`http`]: REST routes, SSE, webhook, request extraction.
 //! - [`proto`]: generated types and the reflection descriptor set.
@@ -27,6 +28,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod commands;

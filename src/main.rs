@@ -10,6 +10,12 @@ use agent_gateway::{server, telemetry};
 use clap::Parser;
 use tracing::{error, info};
 
+// The `jemalloc` feature (for the allocator statistics in `/metrics`); the default build keeps
+// the system allocator.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Hosts long-lived AI agent sessions over gRPC, grpc-web, REST, SSE and webhooks on one port.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -54,6 +60,11 @@ fn sources(cli: Cli) -> Result<Sources, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init(true);
+    // Every subscriber is a socket: the usual soft limit of 1024 would cap them.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let config =
         match sources(Cli::parse()).and_then(|s| Config::load(&s).map_err(|e| e.to_string())) {
             Ok(config) => config,

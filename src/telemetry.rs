@@ -152,6 +152,10 @@ pub struct Metrics {
     pub sessions_stored: Gauge,
     pub queue_depth: Gauge,
     pub subscribers: Gauge,
+    /// Allocator statistics (bytes allocated, bytes resident), registered only when the
+    /// build has them (the `jemalloc` feature) and read at each scrape.
+    pub allocator_allocated: Gauge,
+    pub allocator_resident: Gauge,
 }
 
 impl Default for Metrics {
@@ -194,6 +198,17 @@ impl Metrics {
         let sessions_stored = gauge(&mut registry, "sessions_stored", "Sessions in the store");
         let queue_depth = gauge(&mut registry, "queue_depth", "Messages waiting, all sessions");
         let subscribers = gauge(&mut registry, "subscribers", "Open event and run streams");
+        let (allocator_allocated, allocator_resident) = match crate::allocator::stats() {
+            Some(_) => (
+                gauge(&mut registry, "allocator_allocated_bytes", "Bytes allocated and not freed"),
+                gauge(
+                    &mut registry,
+                    "allocator_resident_bytes",
+                    "Bytes the allocator keeps resident",
+                ),
+            ),
+            None => (Gauge::default(), Gauge::default()),
+        };
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -206,6 +221,8 @@ impl Metrics {
             sessions_stored,
             queue_depth,
             subscribers,
+            allocator_allocated,
+            allocator_resident,
         }
     }
 
@@ -215,6 +232,10 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        if let Some(stats) = crate::allocator::stats() {
+            self.allocator_allocated.set(i64::try_from(stats.allocated).unwrap_or(i64::MAX));
+            self.allocator_resident.set(i64::try_from(stats.resident).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         prometheus_client::encoding::text::encode(&mut text, &registry)

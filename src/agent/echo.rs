@@ -10,10 +10,11 @@
 //! | `!delay <ms>` | waits this long before each token (default `agent.echo_token_delay`) |
 //! | `!repeat <n>` | repeats the reply n times (large outputs) |
 //! | `!fail <message>` | the model call fails with this message |
+//! | `!stamp` | each reply token starts with the time it was emitted, in Unix microseconds, and `@` (`1767225600123456@hello `), so a client can measure the latency a token gains on its way |
 //!
 //! Directive lines are removed from the reply; any other line starting with `!` is plain text.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -40,6 +41,7 @@ struct Directives {
     delay: Option<Duration>,
     repeat: usize,
     fail: Option<String>,
+    stamp: bool,
     text: String,
 }
 
@@ -63,6 +65,7 @@ fn parse(message: &str) -> Directives {
                 let args = serde_json::from_str(args.trim()).unwrap_or(Value::String(args.into()));
                 d.tools.push((name.to_string(), args));
             }
+            "stamp" => d.stamp = true,
             "delay" => d.delay = rest.parse().ok().map(Duration::from_millis),
             "repeat" => d.repeat = rest.parse().unwrap_or(1).clamp(1, 1_000_000),
             "fail" => {
@@ -184,7 +187,12 @@ impl Provider for EchoProvider {
                     for (i, token) in pieces.iter().enumerate() {
                         pause(delay).await;
                         output_tokens += 1;
-                        let mut delta = token.clone();
+                        let mut delta = if d.stamp {
+                            // Taken after the pause: the moment the token leaves the model.
+                            format!("{}@{token}", unix_micros())
+                        } else {
+                            token.clone()
+                        };
                         if i + 1 == pieces.len() && round + 1 < d.repeat {
                             delta.push(' ');
                         }
@@ -196,6 +204,10 @@ impl Provider for EchoProvider {
         };
         stream.boxed()
     }
+}
+
+fn unix_micros() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
 }
 
 async fn pause(delay: Duration) {
@@ -215,6 +227,40 @@ mod tests {
         assert_eq!(d.tools, vec![("read".to_string(), serde_json::json!({"path": "a.txt"}))]);
         assert_eq!(d.delay, Some(Duration::from_millis(5)));
         assert_eq!(d.text, "hello\n!nope x\nworld");
+    }
+
+    #[tokio::test]
+    async fn stamp_prefixes_each_reply_token_with_its_emit_time() {
+        assert!(parse("!stamp\nhi").stamp);
+        let message = HistoryMessage {
+            id: "u1".into(),
+            role: Role::User,
+            parts: vec![Part::Text { text: "!stamp\n!repeat 2\nhello world".into() }],
+            timestamp: 0,
+        };
+        let request = ModelRequest {
+            model_id: "echo".into(),
+            system_prompt: String::new(),
+            messages: vec![message],
+            tools: Vec::new(),
+            thinking: Default::default(),
+        };
+        let before = unix_micros();
+        let events: Vec<_> = EchoProvider::new(Duration::ZERO).stream(request).collect().await;
+        let after = unix_micros();
+        let mut stamps = Vec::new();
+        let mut text = String::new();
+        for event in events {
+            if let Ok(ProviderEvent::TextDelta { delta, .. }) = event {
+                let (stamp, token) = delta.split_once('@').expect("a stamped token");
+                stamps.push(stamp.parse::<u128>().expect("Unix microseconds"));
+                text.push_str(token);
+            }
+        }
+        assert_eq!(text, "hello world hello world");
+        assert_eq!(stamps.len(), 4);
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "emit times never go back: {stamps:?}");
+        assert!(before <= stamps[0] && stamps[3] <= after);
     }
 
     #[test]

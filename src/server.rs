@@ -9,6 +9,7 @@
 use std::future::Future;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -61,13 +62,28 @@ pub async fn run(
         // Open long-polls would otherwise hold the server for their full interval.
         io.close().await;
     };
+    // `into_make_service`: one router shared by every connection (serving the `Router` itself
+    // would clone every route for each new connection).
     let serve = async move {
         match tls {
             Some(acceptor) => {
                 let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-                axum::serve(listener, app).with_graceful_shutdown(draining).await
+                axum::serve(listener, app.into_make_service())
+                    .with_graceful_shutdown(draining)
+                    .await
             }
-            None => axum::serve(listener, app).with_graceful_shutdown(draining).await,
+            None => {
+                // Tokens are small writes: Nagle would hold them back for the client's
+                // delayed ACK (tens of ms).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                axum::serve(listener, app.into_make_service())
+                    .with_graceful_shutdown(draining)
+                    .await
+            }
         }
     };
     // Callers still holding connections get a short while after the streams end; then the

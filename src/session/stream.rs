@@ -52,10 +52,13 @@ pub(crate) fn subscription(
             yield event;
         }
         let Some(mut live) = sub.live else { return };
+        // One wait for shutdown for the whole stream, not a new one per event.
+        let stopped = shutdown.cancelled_owned();
+        tokio::pin!(stopped);
         loop {
             let received = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut stopped => {
                     // Shutdown drained the runs first: what they logged last is still
                     // buffered here, and the subscriber gets it before the stream ends.
                     while let Ok(event) = live.try_recv() {
@@ -106,10 +109,12 @@ pub(crate) fn run_events(
         // Follows the live feed until this run's `agent_end`; stops early when the outcome
         // arrives first (the message never ran, or its remaining events are already buffered)
         // or at shutdown (after handing over what is buffered).
+        let stopped = shutdown.clone().cancelled_owned();
+        tokio::pin!(stopped);
         while !ended {
             let received = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = &mut stopped => {
                     stopping = true;
                     break;
                 }
@@ -244,11 +249,13 @@ pub(crate) fn resumed_run(
             }
         }
         let mut live = sub.live;
+        let stopped = shutdown.cancelled_owned();
+        tokio::pin!(stopped);
         while !ended {
             let Some(feed) = live.as_mut() else { break };
             let received = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => None,
+                _ = &mut stopped => None,
                 received = feed.recv() => Some(received),
             };
             match received {

@@ -155,17 +155,33 @@ fn session_info(snapshot: &Snapshot) -> Value {
     })
 }
 
+/// Every event handler's start: the client is active now; the payload and its
+/// `conversationId` (a new one when `create`), or `None` after telling the client what is wrong.
+async fn payload(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<Value, socketioxide::ParserError>,
+    create: bool,
+) -> Option<(Value, String)> {
+    seen(state, socket);
+    let data = data.unwrap_or(Value::Null);
+    match conversation(&data, create) {
+        Ok(id) => Some((data, id)),
+        Err(e) => {
+            error(socket, "", &e).await;
+            None
+        }
+    }
+}
+
 /// `message {conversationId?, content, provider?, modelId?}`.
 async fn on_message(
     socket: SocketRef,
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
 ) {
-    seen(&state, &socket);
-    let data = data.unwrap_or(Value::Null);
-    let conversation_id = match conversation(&data, true) {
-        Ok(id) => id,
-        Err(e) => return error(&socket, "", &e).await,
+    let Some((data, conversation_id)) = payload(&state, &socket, data, true).await else {
+        return;
     };
     if let Err(e) = relay_message(&socket, &state, &conversation_id, &data).await {
         error(&socket, &conversation_id, &e.message).await;
@@ -275,11 +291,8 @@ async fn on_set_thinking(
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
 ) {
-    seen(&state, &socket);
-    let data = data.unwrap_or(Value::Null);
-    let conversation_id = match conversation(&data, false) {
-        Ok(id) => id,
-        Err(e) => return error(&socket, "", &e).await,
+    let Some((data, conversation_id)) = payload(&state, &socket, data, false).await else {
+        return;
     };
     let caller = caller(&socket);
     if state.sessions.get(&caller, &conversation_id).await.is_err() {
@@ -304,11 +317,8 @@ async fn on_set_thinking(
 
 /// `abort {conversationId}`: the run's own events say it ended.
 async fn on_abort(socket: SocketRef, State(state): State<AppState>, TryData(data): TryData<Value>) {
-    seen(&state, &socket);
-    let data = data.unwrap_or(Value::Null);
-    let conversation_id = match conversation(&data, false) {
-        Ok(id) => id,
-        Err(e) => return error(&socket, "", &e).await,
+    let Some((_, conversation_id)) = payload(&state, &socket, data, false).await else {
+        return;
     };
     if state.sessions.abort(&caller(&socket), &conversation_id).await.is_err() {
         error(&socket, &conversation_id, "No active session to abort.").await;
@@ -321,11 +331,8 @@ async fn on_command(
     State(state): State<AppState>,
     TryData(data): TryData<Value>,
 ) {
-    seen(&state, &socket);
-    let data = data.unwrap_or(Value::Null);
-    let conversation_id = match conversation(&data, false) {
-        Ok(id) => id,
-        Err(e) => return error(&socket, "", &e).await,
+    let Some((data, conversation_id)) = payload(&state, &socket, data, false).await else {
+        return;
     };
     let command = data.get("command").and_then(Value::as_str).unwrap_or_default();
     let args = data.get("args").and_then(Value::as_str).unwrap_or_default();

@@ -223,18 +223,14 @@ impl Auth {
     }
 
     /// One token with every scope; an empty token disables auth.
-    pub fn new(token: &str) -> Self {
+    #[cfg(test)]
+    fn new(token: &str) -> Self {
         let tokens = if token.is_empty() {
             Vec::new()
         } else {
             vec![(token.as_bytes().to_vec(), Caller::full())]
         };
         Self { tokens: Arc::new(tokens) }
-    }
-
-    /// Whether any token is configured.
-    pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
     }
 
     /// Checks an `Authorization` header value (`Bearer <token>`): who calls, or 401; 429 when

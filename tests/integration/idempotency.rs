@@ -8,10 +8,16 @@ use tonic::Code;
 
 use crate::common::*;
 
-/// How many runs the session's log holds (agent_start events since the beginning).
+/// How many messages the session ran: the user messages in its history.
 async fn runs(gw: &Gateway, key: &str) -> usize {
     let (_, history) = gw.get(&format!("/sessions/{key}/history")).await;
     history["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "user").count()
+}
+
+/// Sends a message in the background; the handle has its answer.
+fn spawn_send(gw: &Gateway, key: &str, body: Value) -> tokio::task::JoinHandle<(u16, Value)> {
+    let request = gw.http.post(gw.url(&format!("/sessions/{key}/messages"))).json(&body);
+    tokio::spawn(async move { read(request.send().await.unwrap()).await })
 }
 
 async fn send_with_key(gw: &Gateway, key: &str, text: &str, idempotency: &str) -> (u16, Value) {
@@ -96,19 +102,7 @@ async fn a_repeat_while_the_first_runs_waits_for_the_same_outcome() {
 
     // Queued behind another run, two callers with one key: one message, one run.
     let (_slow, _) = crate::queue::start_slow(&gw, "w2").await;
-    let a = tokio::spawn({
-        let (http, url) = (gw.http.clone(), gw.url("/sessions/w2/messages"));
-        async move {
-            read(
-                http.post(url)
-                    .json(&json!({"text": "queued", "idempotencyKey": "k-q"}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
-    });
+    let a = spawn_send(&gw, "w2", json!({"text": "queued", "idempotencyKey": "k-q"}));
     let mut events = Sse::open(&gw, "/sessions/w2/events").await;
     loop {
         let (_, event) = events.event().await.unwrap();
@@ -116,19 +110,7 @@ async fn a_repeat_while_the_first_runs_waits_for_the_same_outcome() {
             break;
         }
     }
-    let b = tokio::spawn({
-        let (http, url) = (gw.http.clone(), gw.url("/sessions/w2/messages"));
-        async move {
-            read(
-                http.post(url)
-                    .json(&json!({"text": "queued", "idempotencyKey": "k-q"}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
-    });
+    let b = spawn_send(&gw, "w2", json!({"text": "queued", "idempotencyKey": "k-q"}));
     gw.post("/sessions/w2/abort", json!({})).await;
     let (a, b) = (within(a).await.unwrap(), within(b).await.unwrap());
     assert_eq!(a.1, b.1, "the same outcome for both");

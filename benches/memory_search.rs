@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_gateway::memory::{Memory, Remember};
+use agent_gateway::memory::{Access, Memory, Remember};
 use agent_gateway::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use agent_gateway::store::{Op, SessionRecord, SqliteStore, Store};
 
@@ -55,7 +55,7 @@ async fn main() {
             source: "manual",
             ..Default::default()
         };
-        memory.remember("bench", remember).await.expect("remember");
+        memory.remember("bench", remember, &Access::default()).await.expect("remember");
     }
     let remember_s = started.elapsed().as_secs_f64();
 
@@ -101,7 +101,8 @@ async fn main() {
     for _ in 0..searches {
         let query = words.sentence(2);
         let started = Instant::now();
-        hits += memory.search("bench", &query, None, false).await.expect("search").len();
+        hits +=
+            memory.search("bench", &query, None, &Access::default()).await.expect("search").len();
         latencies.push(started.elapsed());
     }
     latencies.sort();

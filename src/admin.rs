@@ -100,8 +100,8 @@ impl AdminApi {
     }
 
     /// Applies a patch of live keys; the public config after it.
-    pub fn patch_config(&self, patch: &Value) -> Result<Value> {
-        Ok(public_config(&*self.sessions.patch_config(patch)?))
+    pub async fn patch_config(&self, patch: &Value) -> Result<Value> {
+        Ok(public_config(&*self.sessions.patch_config(patch).await?))
     }
 
     pub fn channels(&self) -> Vec<ChannelStatus> {

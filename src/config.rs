@@ -432,8 +432,14 @@ impl Config {
         crate::agent::validate_provider(self).map_err(ConfigError)?;
         let mut names = std::collections::HashSet::new();
         for (index, token) in self.tokens.iter().enumerate() {
-            if token.name.is_empty() || token.name.len() > 100 || !names.insert(&token.name) {
-                return err(format!("tokens[{index}].name must be a unique, non-empty name"));
+            if token.name.is_empty()
+                || token.name.len() > 100
+                || token.name.contains(['/', '\n', '\r'])
+                || !names.insert(&token.name)
+            {
+                return err(format!(
+                    "tokens[{index}].name must be a unique, non-empty name without / or line breaks"
+                ));
             }
             if token.token.len() < 8 || token.token.contains(char::is_whitespace) {
                 return err(format!(
@@ -566,6 +572,16 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// A live config patch with every key dotted (`{"session.max_queue": 1}`), so that patches
+/// can be merged key by key and stored.
+pub fn dotted_patch(
+    patch: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    let mut leaves = Vec::new();
+    flatten(String::new(), patch, &mut leaves)?;
+    Ok(leaves.into_iter().map(|(key, value)| (key, value.clone())).collect())
 }
 
 /// Dotted keys and leaf values of a JSON object.

@@ -64,6 +64,9 @@ pub trait RunHost: Send + Sync {
     fn system_prompt(&self) -> String;
     /// The session's memory namespace.
     fn memory_namespace(&self) -> String;
+    /// The owner whose sessions' episodes the memory tools may find, when the session belongs
+    /// to an `own_sessions_only` token (`None`: every session of the namespace).
+    fn episodes_of(&self) -> Option<String>;
     /// Replaces, for the model, the context before message `first_kept` with `summary`, and
     /// emits `compaction_end`.
     fn compact(&self, first_kept: &str, summary: String, summary_tokens: u64);
@@ -545,7 +548,14 @@ impl Agent {
             })
         };
         let namespace = host.memory_namespace();
-        tool.call(args, ToolContext { update: &update, cancel, namespace: &namespace }).await
+        let episodes_of = host.episodes_of();
+        let ctx = ToolContext {
+            update: &update,
+            cancel,
+            namespace: &namespace,
+            episodes_of: episodes_of.as_deref(),
+        };
+        tool.call(args, ctx).await
     }
 }
 

@@ -127,6 +127,12 @@ impl Sessions for Baseline {
     async fn get_state(&self, _: Request<pb::GetStateRequest>) -> Answer<pb::GetStateResponse> {
         unimplemented()
     }
+    async fn list_queued(
+        &self,
+        _: Request<pb::ListQueuedRequest>,
+    ) -> Answer<pb::ListQueuedResponse> {
+        unimplemented()
+    }
     async fn set_model(&self, _: Request<pb::SetModelRequest>) -> Answer<pb::SetModelResponse> {
         unimplemented()
     }

@@ -64,7 +64,7 @@ impl pb::admin_server::Admin for AdminApi {
         request: Request<pb::PatchConfigRequest>,
     ) -> Answer<pb::PatchConfigResponse> {
         let patch = request.into_inner().patch.unwrap_or_default();
-        let config = self.state.admin.patch_config(&convert::from_struct(&patch))?;
+        let config = self.state.admin.patch_config(&convert::from_struct(&patch)).await?;
         Ok(Response::new(pb::PatchConfigResponse { config: Some(convert::to_struct(&config)) }))
     }
 

@@ -36,6 +36,7 @@ fn send_request(
         Err(_) => return Err(GatewayError::invalid("Invalid streaming_behavior")),
     };
     Ok(SendRequest {
+        source: crate::session::model::Source::Grpc,
         session_key: request.session_key,
         text: request.text,
         images: request
@@ -100,8 +101,11 @@ impl pb::chat_server::Chat for ChatApi {
     async fn steer(&self, request: Request<pb::SteerRequest>) -> Answer<pb::SteerResponse> {
         let caller = caller(&request);
         let request = request.into_inner();
-        let accepted =
-            self.state.sessions.steer(&caller, &request.session_key, request.text).await?;
+        let accepted = self
+            .state
+            .sessions
+            .steer(&caller, &request.session_key, request.text, crate::session::model::Source::Grpc)
+            .await?;
         Ok(Response::new(pb::SteerResponse {
             mode: convert::steer_mode(accepted.mode),
             session_key: accepted.session_key,

@@ -138,6 +138,28 @@ impl pb::sessions_server::Sessions for SessionsApi {
         })
     }
 
+    async fn list_queued(
+        &self,
+        request: Request<pb::ListQueuedRequest>,
+    ) -> Answer<pb::ListQueuedResponse> {
+        let caller = caller(&request);
+        let view = self.state.sessions.queue(&caller, &request.into_inner().session_key).await?;
+        ok(pb::ListQueuedResponse {
+            queue: view
+                .queue
+                .into_iter()
+                .map(|q| pb::QueuedMessage {
+                    message_id: q.message_id,
+                    position: q.position as u32,
+                    text_preview: q.text_preview,
+                    source: q.source.as_str().into(),
+                    enqueued_at: q.enqueued_at,
+                })
+                .collect(),
+            processing: view.processing,
+        })
+    }
+
     async fn get_state(
         &self,
         request: Request<pb::GetStateRequest>,

@@ -21,7 +21,7 @@ pub async fn patch_config(
     State(state): State<AppState>,
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Json<Value>, GatewayError> {
-    let config = state.admin.patch_config(&patch)?;
+    let config = state.admin.patch_config(&patch).await?;
     Ok(Json(json!({ "ok": true, "config": config })))
 }
 

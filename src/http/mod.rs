@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{key}/events", get(sse::events))
         .route("/sessions/{key}/reset", post(rest::reset))
         .route("/sessions/{key}/history", get(rest::history))
+        .route("/sessions/{key}/queue", get(rest::queue))
         .route("/sessions/{key}/state", get(rest::session_state))
         .route("/sessions/{key}/model", post(rest::set_model))
         .route("/sessions/{key}/thinking", post(rest::set_thinking))

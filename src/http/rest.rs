@@ -134,6 +134,7 @@ pub async fn send_message(
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Answer {
     let request = SendRequest {
+        source: crate::session::model::Source::Rest,
         session_key: key,
         text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,
@@ -164,7 +165,7 @@ pub async fn steer(
 ) -> Answer {
     let text =
         user_text(&body).ok_or_else(|| GatewayError::invalid("Missing user message text"))?;
-    match state.sessions.steer(&caller, &key, text).await {
+    match state.sessions.steer(&caller, &key, text, crate::session::model::Source::Rest).await {
         Ok(accepted) => {
             Ok(Json(json!({ "ok": true, "mode": accepted.mode, "sessionKey": key }))
                 .into_response())
@@ -211,6 +212,11 @@ pub async fn history(
         .history(&caller, &key, limit, query.get("cursor").map(String::as_str))
         .await?;
     Ok(Json(HistoryPage { messages: page.items, next_cursor: page.next_cursor }).into_response())
+}
+
+/// `{queue:[{messageId, position, textPreview, source, enqueuedAt}], processing}`.
+pub async fn queue(State(state): State<AppState>, caller: Caller, KeyPath(key): KeyPath) -> Answer {
+    Ok(Json(state.sessions.queue(&caller, &key).await?).into_response())
 }
 
 pub async fn session_state(

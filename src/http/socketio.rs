@@ -213,6 +213,7 @@ async fn relay_message(
     }
     let snapshot = state.sessions.get(&caller, conversation_id).await?;
     let request = SendRequest {
+        source: crate::session::model::Source::Socketio,
         session_key: conversation_id.to_string(),
         text: content.to_string(),
         images: Vec::new(),

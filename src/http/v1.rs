@@ -157,6 +157,7 @@ fn chat_request(
         Some(value) => streaming_behavior(Some(value.as_str().unwrap_or("invalid")))?,
     };
     Ok(SendRequest {
+        source: crate::session::model::Source::V1,
         session_key: conversation.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         text: message.to_string(),
         images: decode_images(images)?,

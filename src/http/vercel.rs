@@ -42,6 +42,7 @@ pub async fn chat(
     let behavior = streaming_behavior(body.get("streamingBehavior").and_then(Value::as_str))?;
     let from_body = body.get("idempotencyKey").and_then(Value::as_str).map(str::to_string);
     let request = SendRequest {
+        source: crate::session::model::Source::Vercel,
         session_key: key,
         text,
         images,

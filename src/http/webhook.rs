@@ -144,6 +144,7 @@ async fn handle(
         format!("webhook:{route}:{}", body.sender.as_deref().unwrap_or("default"))
     });
     let request = SendRequest {
+        source: crate::session::model::Source::Webhook,
         session_key,
         text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,

@@ -7,7 +7,15 @@ use crate::error::Result;
 use crate::session::SessionManager;
 use crate::store::{MemoryRecord, SearchHit};
 
-use super::{Memory, MemoryStatus, Remember};
+use super::{Access, Memory, MemoryStatus, Remember};
+
+/// `secret` records for admin callers only; an `own_sessions_only` caller finds episodes of
+/// its own sessions only (GATEWAY.md §10: other sessions do not exist for it).
+fn access(caller: &Caller) -> Access {
+    let episodes_of =
+        caller.own_sessions_only.then(|| caller.owner().unwrap_or_default().to_string());
+    Access { secrets: caller.allows(Scope::Admin), episodes_of }
+}
 
 #[derive(Clone)]
 pub struct MemoryApi {
@@ -40,7 +48,8 @@ impl MemoryApi {
             .collect())
     }
 
-    /// Best first; `secret` records only for admin-scope callers.
+    /// Best first; `secret` records only for admin-scope callers, episodes only of the
+    /// sessions the caller may see.
     pub async fn search(
         &self,
         caller: &Caller,
@@ -49,7 +58,15 @@ impl MemoryApi {
         limit: Option<usize>,
     ) -> Result<Vec<SearchHit>> {
         let namespace = self.namespace(caller, session_key).await?;
-        self.memory.search(&namespace, query, limit, caller.allows(Scope::Admin)).await
+        let mut hits = self.memory.search(&namespace, query, limit, &access(caller)).await?;
+        if caller.own_sessions_only {
+            for hit in &mut hits {
+                if let Some(key) = hit.session_key.as_mut() {
+                    *key = crate::session::keys::shown(key).to_string();
+                }
+            }
+        }
+        Ok(hits)
     }
 
     pub async fn remember(
@@ -61,7 +78,7 @@ impl MemoryApi {
         // Validated before the session lookup, so a bad body is a 400 whatever the key.
         super::prepare(request.clone())?;
         let namespace = self.namespace(caller, session_key).await?;
-        self.memory.remember(&namespace, request).await
+        self.memory.remember(&namespace, request, &access(caller)).await
     }
 
     /// Soft-deletes by id or key; how many records.
@@ -74,7 +91,7 @@ impl MemoryApi {
     ) -> Result<u64> {
         super::forget_key(id, key)?;
         let namespace = self.namespace(caller, session_key).await?;
-        self.memory.forget(&namespace, id, key).await
+        self.memory.forget(&namespace, id, key, &access(caller)).await
     }
 
     /// Re-creates the namespace's index: (memory rows, episode rows).

@@ -94,31 +94,45 @@ impl Memory {
         Self { store, storage_path }
     }
 
-    pub async fn remember(&self, namespace: &str, request: Remember) -> Result<MemoryRecord> {
+    /// Stores a record. A `secret` record with the same key is superseded only by a caller
+    /// that sees secrets (`access.secrets`).
+    pub async fn remember(
+        &self,
+        namespace: &str,
+        request: Remember,
+        access: &Access,
+    ) -> Result<MemoryRecord> {
         let memory = prepare(request)?;
-        Ok(self.store.remember(namespace, memory).await?)
+        Ok(self.store.remember(namespace, memory, access.secrets).await?)
     }
 
-    /// Soft-deletes by id or key; how many records.
-    pub async fn forget(&self, namespace: &str, id: Option<i64>, key: Option<&str>) -> Result<u64> {
+    /// Soft-deletes by id or key (a `secret` record only for `access.secrets`); how many.
+    pub async fn forget(
+        &self,
+        namespace: &str,
+        id: Option<i64>,
+        key: Option<&str>,
+        access: &Access,
+    ) -> Result<u64> {
         let key = forget_key(id, key)?;
-        Ok(self.store.forget(namespace, id, key).await?)
+        Ok(self.store.forget(namespace, id, key, access.secrets).await?)
     }
 
     pub async fn core(&self, namespace: &str) -> Result<Vec<MemoryRecord>> {
         Ok(self.store.core(namespace).await?)
     }
 
-    /// Ranked search over active records and episodes; `secret` records only `with_secrets`.
+    /// Ranked search over active records and episodes, as far as `access` reaches.
     pub async fn search(
         &self,
         namespace: &str,
         query: &str,
         limit: Option<usize>,
-        with_secrets: bool,
+        access: &Access,
     ) -> Result<Vec<SearchHit>> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        Ok(self.store.search(namespace, words(query), limit, with_secrets).await?)
+        let owner = access.episodes_of.clone();
+        Ok(self.store.search(namespace, words(query), limit, access.secrets, owner).await?)
     }
 
     pub async fn status(&self, namespace: &str) -> Result<MemoryStatus> {
@@ -139,6 +153,23 @@ impl Memory {
     /// Re-creates the namespace's search index: (memory rows, episode rows).
     pub async fn rebuild(&self, namespace: &str) -> Result<(u64, u64)> {
         Ok(self.store.rebuild(namespace).await?)
+    }
+}
+
+/// What a memory call may see and touch, from who makes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `secret` records are visible and can be changed (admin callers; the agent's own tools).
+    pub secrets: bool,
+    /// Only episodes of the sessions this token created (an `own_sessions_only` caller, or
+    /// the agent of such a caller's session); `None`: every session of the namespace.
+    pub episodes_of: Option<String>,
+}
+
+impl Access {
+    /// The agent's tools: secrets of their namespace, episodes as its session's owner sees.
+    pub fn agent(episodes_of: Option<String>) -> Self {
+        Self { secrets: true, episodes_of }
     }
 }
 

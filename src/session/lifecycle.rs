@@ -37,17 +37,16 @@ impl SessionManager {
                 model.provider, model.model_id
             )));
         }
+        let stored_key = self.key_for(&request.caller, &key).await?;
         let session = {
             let _loading = self.inner.loading.lock().await;
-            let exists =
-                self.lookup(&key).is_some() || self.inner.store.load(&key).await?.session.is_some();
-            if exists {
+            let stored = self.inner.store.load(&stored_key).await?;
+            if self.lookup(&stored_key).is_some() || stored.session.is_some() {
                 return Err(GatewayError::conflict(format!("Session already exists: {key}")));
             }
-            let stored = self.inner.store.load(&key).await?;
             let mut registry = self.registry();
             let owner = request.caller.owner().map(str::to_string);
-            self.install(&mut registry, &key, stored, |state| {
+            self.install(&mut registry, &stored_key, stored, |state| {
                 state.owner = owner;
                 state.name = request.name.filter(|n| !n.is_empty());
                 if let Some(namespace) = request.memory_namespace {
@@ -60,7 +59,7 @@ impl SessionManager {
         };
         let (snapshot, stored) = {
             let mut state = session.lock();
-            (state.snapshot(), state.commit())
+            (super::snapshot_for(&request.caller, &state), state.commit())
         };
         stored.wait().await?;
         Ok(snapshot)
@@ -70,7 +69,8 @@ impl SessionManager {
     /// would; 404 for one the caller may not see.
     pub async fn ensure(&self, caller: &Caller, key: &str) -> Result<()> {
         validate_key(key)?;
-        let session = self.get_or_create(caller, key).await?;
+        let stored = self.key_for(caller, key).await?;
+        let session = self.get_or_create(caller, &stored).await?;
         if !caller.sees(session.lock().owner.as_deref()) {
             return Err(GatewayError::session_not_found(key));
         }
@@ -82,14 +82,15 @@ impl SessionManager {
             validate_name(name)?;
         }
         let session = self.existing(caller, key).await?;
-        let mut state = session.lock();
-        if let Some(name) = name {
-            state.name = (!name.is_empty()).then_some(name);
-            state.updated_at = now_ms();
-            state.touch();
-            state.emit_state();
-        }
-        Ok(())
+        Self::durably(&session, |state| {
+            if let Some(name) = name {
+                state.name = (!name.is_empty()).then_some(name);
+                state.updated_at = now_ms();
+                state.touch();
+                state.emit_state();
+            }
+        })
+        .await
     }
 
     /// Switches the session's model (from the next run on); an unknown model is 404.
@@ -101,11 +102,13 @@ impl SessionManager {
             )));
         }
         let session = self.existing(caller, key).await?;
-        let mut state = session.lock();
-        state.model = model.clone();
-        state.updated_at = now_ms();
-        state.touch();
-        state.emit_state();
+        Self::durably(&session, |state| {
+            state.model = model.clone();
+            state.updated_at = now_ms();
+            state.touch();
+            state.emit_state();
+        })
+        .await?;
         Ok(model)
     }
 
@@ -117,11 +120,13 @@ impl SessionManager {
         level: ThinkingLevel,
     ) -> Result<ThinkingLevel> {
         let session = self.existing(caller, key).await?;
-        let mut state = session.lock();
-        state.thinking = level;
-        state.updated_at = now_ms();
-        state.touch();
-        state.emit_state();
+        Self::durably(&session, |state| {
+            state.thinking = level;
+            state.updated_at = now_ms();
+            state.touch();
+            state.emit_state();
+        })
+        .await?;
         Ok(level)
     }
 
@@ -160,7 +165,8 @@ impl SessionManager {
         key: &str,
         message_id: &str,
     ) -> Result<bool> {
-        Ok(self.existing(caller, key).await?.lock().cancel_queued(message_id))
+        let session = self.existing(caller, key).await?;
+        Self::durably(&session, |state| state.cancel_queued(message_id)).await
     }
 
     /// Withdraws a caller's own message (its stream went away): out of the queue if it waits,
@@ -168,42 +174,51 @@ impl SessionManager {
     /// caller and is left alone. Whether anything was cancelled.
     pub async fn cancel_own(&self, caller: &Caller, key: &str, message_id: &str) -> Result<bool> {
         let session = self.existing(caller, key).await?;
-        let mut state = session.lock();
-        if state.cancel_queued(message_id) {
-            return Ok(true);
-        }
-        if state.run.as_ref().is_some_and(|run| run.message_id == message_id) {
-            return Ok(state.abort());
-        }
-        Ok(false)
+        Self::durably(&session, |state| {
+            if state.cancel_queued(message_id) {
+                return true;
+            }
+            state.run.as_ref().is_some_and(|run| run.message_id == message_id) && state.abort()
+        })
+        .await
     }
 
     pub async fn clear_queue(&self, caller: &Caller, key: &str) -> Result<usize> {
-        Ok(self.existing(caller, key).await?.lock().reject_queue("Queue cleared"))
+        let session = self.existing(caller, key).await?;
+        Self::durably(&session, |state| state.reject_queue("Queue cleared")).await
     }
 
     /// Aborts, rejects the queue with `Session reset`, clears history under a new session id.
     /// The primary session resets in place; any other is removed until a message recreates it.
     pub async fn reset(&self, caller: &Caller, key: &str) -> Result<()> {
         let session = self.wind_down(caller, key, "Session reset").await?;
-        let mut state = session.lock();
-        let old_id = state.session_id.clone();
-        if session.primary {
-            state.clear();
-            state.emit(EventKind::SessionReset { session_id: old_id });
-            state.emit_state();
-            session.set_closing(&mut state, false);
-            let has_work = !state.queue.is_empty() && !state.driver_running;
+        let stored = if session.primary {
+            let (stored, has_work) = {
+                let mut state = session.lock();
+                let old_id = state.session_id.clone();
+                state.clear();
+                state.emit(EventKind::SessionReset { session_id: old_id });
+                state.emit_state();
+                session.set_closing(&mut state, false);
+                let has_work = !state.queue.is_empty() && !state.driver_running;
+                if has_work {
+                    state.driver_running = true;
+                }
+                (state.commit(), has_work)
+            };
             if has_work {
-                state.driver_running = true;
-                drop(state);
                 run::spawn_driver(session.clone(), self.clone());
             }
+            stored
         } else {
-            state.emit(EventKind::SessionReset { session_id: old_id });
-            drop(state);
-            self.remove(&session);
-        }
+            {
+                let mut state = session.lock();
+                let session_id = state.session_id.clone();
+                state.emit(EventKind::SessionReset { session_id });
+            }
+            self.remove(&session)
+        };
+        stored.wait().await?;
         info!(session_key = key, "session reset");
         Ok(())
     }
@@ -221,7 +236,7 @@ impl SessionManager {
             let session_id = state.session_id.clone();
             state.emit(EventKind::SessionDeleted { session_id });
         }
-        self.remove(&session);
+        self.remove(&session).wait().await?;
         info!(session_key = key, "session deleted");
         Ok(())
     }
@@ -246,8 +261,9 @@ impl SessionManager {
     }
 
     /// Second half of delete (and reset of a non-primary session): out of the registry, every
-    /// stream ended, waiting callers released to look the key up afresh.
-    fn remove(&self, session: &Arc<Session>) {
+    /// stream ended, waiting callers released to look the key up afresh. The ticket says
+    /// when the store has forgotten it.
+    fn remove(&self, session: &Arc<Session>) -> crate::store::Ticket {
         // Registry before session: the one lock order used everywhere. The store's delete is
         // submitted under both, so a later load (which takes the registry first) sees it.
         let mut registry = self.registry();
@@ -260,7 +276,7 @@ impl SessionManager {
             registry.live.remove(&*session.key);
         }
         session.set_closing(&mut state, false);
-        drop(state.commit());
+        state.commit()
     }
 
     // ---- eviction --------------------------------------------------------------------------

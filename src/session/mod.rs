@@ -8,6 +8,7 @@
 
 mod draft;
 pub mod event;
+pub mod keys;
 mod lifecycle;
 pub mod log;
 pub mod model;
@@ -46,6 +47,9 @@ struct Inner {
     /// The config the gateway started with; the live-tunable keys are read from `live`.
     config: Arc<Config>,
     live: std::sync::RwLock<Arc<Config>>,
+    /// Every live patch applied since the start of the store's life, merged by dotted key, as
+    /// stored; held while a patch is being stored, so patches are stored in the order applied.
+    live_patch: tokio::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
     agent: Arc<Agent>,
     store: Arc<dyn Store>,
     registry: Mutex<Registry>,
@@ -90,6 +94,7 @@ impl SessionManager {
             inner: Arc::new(Inner {
                 metrics,
                 live: std::sync::RwLock::new(config.clone()),
+                live_patch: tokio::sync::Mutex::new(serde_json::Map::new()),
                 config,
                 agent,
                 store,
@@ -100,6 +105,7 @@ impl SessionManager {
                 active_runs: watch::Sender::new(0),
             }),
         };
+        manager.restore_live_config().await?;
         let pending = manager.inner.store.pending_sessions().await.map_err(GatewayError::from)?;
         if !pending.is_empty() {
             info!(sessions = pending.len(), "resuming work left by the previous run");
@@ -136,7 +142,7 @@ impl SessionManager {
         let key: Arc<str> = key.into();
         let config = &self.inner.config;
         let log = EventLog::new(
-            key.clone(),
+            keys::shown(&key).into(),
             stored.seq,
             config.session.event_log,
             config.session.subscriber_buffer,
@@ -235,9 +241,24 @@ impl SessionManager {
         Ok(Some(self.install(&mut registry, key, stored, |state| state.owner = owner)))
     }
 
+    /// The stored key of the caller's `key` (see [`keys`]): scoped to the token for an
+    /// `own_sessions_only` caller, except for a session that token created under the plain key
+    /// before keys were scoped.
+    async fn key_for(&self, caller: &Caller, key: &str) -> Result<String> {
+        let Some(owner) = caller.owner().filter(|_| caller.own_sessions_only) else {
+            return Ok(key.to_string());
+        };
+        let legacy = match self.lookup(key) {
+            Some(session) => session.lock().owner.as_deref() == Some(owner),
+            None => self.inner.store.owner(key).await?.flatten().as_deref() == Some(owner),
+        };
+        Ok(if legacy { key.to_string() } else { keys::scoped(owner, key) })
+    }
+
     /// The session, created (owned by `caller`) when new. Whether the caller may see it is
     /// for the caller's critical section to check: taking the lock here would flush a new
-    /// session's row on its own, before the batch of the call that created it.
+    /// session's row on its own, before the batch of the call that created it. `key` is the
+    /// stored key ([`Self::key_for`]).
     async fn get_or_create(&self, caller: &Caller, key: &str) -> Result<Arc<Session>> {
         Ok(self.resolve(key, Some(caller)).await?.expect("resolve with create yields a session"))
     }
@@ -257,9 +278,10 @@ impl SessionManager {
     /// (also for a session of another token, to an `own_sessions_only` caller).
     async fn existing(&self, caller: &Caller, key: &str) -> Result<Arc<Session>> {
         validate_key(key)?;
+        let stored = self.key_for(caller, key).await?;
         loop {
             let session = self
-                .resolve(key, None)
+                .resolve(&stored, None)
                 .await?
                 .ok_or_else(|| GatewayError::session_not_found(key))?;
             if !Self::wait_settled(&session).await {
@@ -274,6 +296,18 @@ impl SessionManager {
                 return Ok(session);
             }
         }
+    }
+
+    /// Runs `change` in one critical section of `session` and returns once its batch is
+    /// durable: whatever a call acknowledges survives a crash right after the answer.
+    async fn durably<T>(session: &Session, change: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let (value, stored) = {
+            let mut state = session.lock();
+            let value = change(&mut state);
+            (value, state.commit())
+        };
+        stored.wait().await?;
+        Ok(value)
     }
 
     // ---- reads ----------------------------------------------------------------------------
@@ -293,7 +327,7 @@ impl SessionManager {
             .iter()
             .filter_map(|s| {
                 let state = s.lock();
-                caller.sees(state.owner.as_deref()).then(|| state.snapshot())
+                caller.sees(state.owner.as_deref()).then(|| snapshot_for(&Caller::full(), &state))
             })
             .map(|snapshot| (snapshot.session_key.clone(), snapshot))
             .collect();
@@ -325,6 +359,11 @@ impl SessionManager {
         } else {
             None
         };
+        for item in &mut items {
+            if caller.own_sessions_only {
+                item.session_key = keys::shown(&item.session_key).to_string();
+            }
+        }
         Ok(Page { items, next_cursor })
     }
 
@@ -333,14 +372,45 @@ impl SessionManager {
         self.inner.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Applies a patch of live keys (see [`crate::config::LIVE_KEYS`]); the new config.
-    pub fn patch_config(&self, patch: &serde_json::Value) -> Result<Arc<Config>> {
-        let mut live = self.inner.live.write().unwrap_or_else(|e| e.into_inner());
-        let patched =
-            Arc::new(live.patched(patch).map_err(|e| GatewayError::invalid(e.to_string()))?);
-        *live = patched.clone();
+    /// Applies a patch of live keys (see [`crate::config::LIVE_KEYS`]) once it is stored: live
+    /// patches outlive restarts, layered over the file, the environment and the command line.
+    /// The new config.
+    pub async fn patch_config(&self, patch: &serde_json::Value) -> Result<Arc<Config>> {
+        let invalid = |e: crate::config::ConfigError| GatewayError::invalid(e.to_string());
+        let mut stored = self.inner.live_patch.lock().await;
+        let patched = Arc::new(self.config().patched(patch).map_err(invalid)?);
+        let mut merged = stored.clone();
+        merged.extend(crate::config::dotted_patch(patch).map_err(invalid)?);
+        let json = serde_json::Value::Object(merged.clone()).to_string();
+        self.inner.store.write(vec![crate::store::Op::PutLiveConfig(json)]).wait().await?;
+        *stored = merged;
+        *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = patched.clone();
         info!("config patched");
         Ok(patched)
+    }
+
+    /// Re-applies the live patches a previous process stored. One that no longer applies (the
+    /// config file changed under it) is logged and left out.
+    async fn restore_live_config(&self) -> Result<()> {
+        let Some(json) = self.inner.store.live_config().await? else { return Ok(()) };
+        let patch: serde_json::Value = match serde_json::from_str(&json) {
+            Ok(patch) => patch,
+            Err(e) => {
+                warn!(error = %e, "ignoring the stored live config patches");
+                return Ok(());
+            }
+        };
+        match (self.inner.config.patched(&patch), crate::config::dotted_patch(&patch)) {
+            (Ok(config), Ok(dotted)) => {
+                info!(keys = %dotted.keys().cloned().collect::<Vec<_>>().join(","), "applying the live config patches stored earlier");
+                *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+                *self.inner.live_patch.lock().await = dotted;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "ignoring the stored live config patches")
+            }
+        }
+        Ok(())
     }
 
     /// Reads the gauges of `/metrics`: sessions live and stored, messages waiting, streams
@@ -367,7 +437,7 @@ impl SessionManager {
     }
 
     pub async fn get(&self, caller: &Caller, key: &str) -> Result<Snapshot> {
-        Ok(self.existing(caller, key).await?.lock().snapshot())
+        Ok(snapshot_for(caller, &self.existing(caller, key).await?.lock()))
     }
 
     pub async fn history(
@@ -388,6 +458,11 @@ impl SessionManager {
         Ok(page)
     }
 
+    /// The messages waiting in the queue, next first.
+    pub async fn queue(&self, caller: &Caller, key: &str) -> Result<QueueView> {
+        Ok(self.existing(caller, key).await?.lock().queue_view())
+    }
+
     pub async fn state(&self, caller: &Caller, key: &str) -> Result<SessionStateView> {
         Ok(self.existing(caller, key).await?.lock().view())
     }
@@ -404,10 +479,10 @@ impl SessionManager {
             let mut state = session.lock();
             self.room_for_subscriber(&state)?;
             let subscription = state.log.subscribe(after_seq);
-            (state.snapshot(), subscription)
+            (snapshot_for(caller, &state), subscription)
         };
         Ok(stream::subscription(
-            session.key.clone(),
+            session.shown.clone(),
             snapshot,
             subscription,
             self.inner.shutdown.clone(),
@@ -458,7 +533,7 @@ impl SessionManager {
         let sub = state.log.subscribe(Some(from));
         drop(state);
         let stream = stream::resumed_run(
-            session.key.clone(),
+            session.shown.clone(),
             target.clone(),
             sub,
             stream::ResumePoint { underway, missed, seen },
@@ -523,6 +598,16 @@ impl SessionManager {
             warn!(error = %e, "cannot close the store cleanly");
         }
     }
+}
+
+/// The snapshot as `caller` sees it: named by the key its owner used for an
+/// `own_sessions_only` caller, by the stored key for callers that see every session.
+fn snapshot_for(caller: &Caller, state: &State) -> Snapshot {
+    let mut snapshot = state.snapshot();
+    if !caller.own_sessions_only {
+        snapshot.session_key = state.key.to_string();
+    }
+    snapshot
 }
 
 /// The snapshot of a session that is only in the store.

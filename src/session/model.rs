@@ -218,9 +218,68 @@ pub enum StreamingBehavior {
     Steer,
 }
 
+/// The transport a message came in by (shown in the queue listing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /sessions/:key/messages` and the other seed REST routes.
+    #[default]
+    Rest,
+    Grpc,
+    Webhook,
+    /// The v1 conversation API and its adapter routes.
+    V1,
+    /// The Vercel AI SDK chat route.
+    Vercel,
+    Socketio,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rest => "rest",
+            Source::Grpc => "grpc",
+            Source::Webhook => "webhook",
+            Source::V1 => "v1",
+            Source::Vercel => "vercel",
+            Source::Socketio => "socketio",
+        }
+    }
+
+    /// A stored value; unknown ones (older rows) read as `rest`.
+    pub fn parse(text: &str) -> Self {
+        [Source::Grpc, Source::Webhook, Source::V1, Source::Vercel, Source::Socketio]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .unwrap_or_default()
+    }
+}
+
+/// One waiting message of `GET /sessions/:key/queue` / `Sessions.ListQueued`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedMessage {
+    pub message_id: String,
+    /// 1 runs next.
+    pub position: usize,
+    /// The first 120 characters of its text.
+    pub text_preview: String,
+    pub source: Source,
+    pub enqueued_at: i64,
+}
+
+/// `{queue, processing}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueView {
+    pub queue: Vec<QueuedMessage>,
+    pub processing: bool,
+}
+
 /// A sending call: messages, webhook, SendMessage/StreamChat.
 #[derive(Clone, Debug, Default)]
 pub struct SendRequest {
+    /// Which transport it came by.
+    pub source: Source,
     pub session_key: String,
     pub text: String,
     pub images: Vec<Image>,

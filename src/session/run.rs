@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 
@@ -12,9 +13,13 @@ use tracing::{debug, info, warn};
 use super::SessionManager;
 use super::event::EventKind;
 use super::model::{HistoryMessage, Part};
-use super::state::{ActiveRun, Session};
+use super::state::Session;
 use crate::agent::{Agent, RunEnd, RunHost, RunStatus};
 use crate::error::GatewayError;
+
+/// The first wait before retrying a run whose start the store refused, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the session's queue until it is empty (or the session is closing or removed, or the
 /// gateway is draining). The caller has set `driver_running`; this task clears it when it stops.
@@ -24,7 +29,15 @@ pub(crate) fn spawn_driver(session: Arc<Session>, manager: SessionManager) {
 
 async fn drive(session: Arc<Session>, manager: SessionManager) {
     let agent = manager.inner.agent.clone();
+    // After a start the store refused: how long to wait before trying again.
+    let mut backoff: Option<Duration> = None;
     loop {
+        if let Some(delay) = backoff {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = manager.inner.draining.cancelled() => {}
+            }
+        }
         let _gate = session.run_gate.lock().await;
         let (mut queued, cancel, model, thinking, started) = {
             let mut state = session.lock();
@@ -34,11 +47,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             }
             let mut queued = state.queue.pop_front().expect("queue is not empty");
             let cancel = CancellationToken::new();
-            let mut run = ActiveRun::new(queued.message_id.clone(), cancel.clone());
-            run.waiters.extend(queued.waiters.drain(..).map(|w| (queued.message_id.clone(), w)));
-            run.permit = queued.permit.take();
-            state.run = Some(run);
-            state.mark_started(&queued.message_id);
+            state.begin_run(&mut queued, cancel.clone());
             // Started is on disk before the model is called: a crash never runs it twice.
             let started = state.commit();
             // Counted under the lock: see `SessionManager::drain`.
@@ -46,18 +55,16 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             (queued, cancel, state.model.clone(), state.thinking, started)
         };
         if let Err(e) = started.wait().await {
-            warn!(session_key = %session.key, message_id = %queued.message_id, error = %e, "cannot record the start of a run");
-            session.lock().abandon_run(&GatewayError::from(e).message);
+            let delay = backoff.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+            warn!(session_key = %session.key, message_id = %queued.message_id, error = %e, retry_in = ?delay, "cannot record the start of a run; it stays queued");
+            session.lock().unstart_run(queued);
             manager.inner.active_runs.send_modify(|n| *n -= 1);
+            backoff = Some(delay);
             continue;
         }
+        backoff = None;
         manager.inner.metrics.runs_started.inc();
-        {
-            let mut state = session.lock();
-            state.emit(EventKind::AgentStart { message_id: queued.message_id.clone() });
-            state.commit_user(&queued);
-            state.emit_state();
-        }
+        session.lock().announce_start(&queued.message_id);
         let message_id = std::mem::take(&mut queued.message_id);
         debug!(session_key = %session.key, %message_id, "run started");
         let run_timeout = manager.inner.config.agent.run_timeout;
@@ -76,7 +83,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
                 }
             }
         });
-        let host = Host { session: &session, agent: &agent };
+        let host = Host { session: &session, agent: &agent, manager: &manager };
         // A bug in a provider or tool must fail this run, not wedge the session for good.
         let end = AssertUnwindSafe(agent.run(&host, &model, thinking, &cancel))
             .catch_unwind()
@@ -105,7 +112,18 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             RunStatus::Failed { code, .. } if code == "interrupted" => "interrupted",
             RunStatus::Failed { .. } => "failed",
         });
-        session.lock().finish_run(end);
+        // Nobody hears of the end before the store has it (the last history message and the
+        // message marked done are in this one batch).
+        let (report, stored) = {
+            let mut state = session.lock();
+            let report = state.finish_run(end);
+            (report, state.commit())
+        };
+        let stored = stored.wait().await.map_err(|e| {
+            warn!(session_key = %session.key, %message_id, error = %e, "cannot record the end of a run");
+            GatewayError::from(e).message
+        });
+        session.lock().report_end(report, stored);
         manager.inner.active_runs.send_modify(|n| *n -= 1);
     }
 }
@@ -113,6 +131,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
 struct Host<'a> {
     session: &'a Session,
     agent: &'a Agent,
+    manager: &'a SessionManager,
 }
 
 impl RunHost for Host<'_> {
@@ -130,6 +149,13 @@ impl RunHost for Host<'_> {
 
     fn memory_namespace(&self) -> String {
         self.session.lock().memory_namespace.clone()
+    }
+
+    fn episodes_of(&self) -> Option<String> {
+        let owner = self.session.lock().owner.clone()?;
+        let config = self.manager.config();
+        let private = config.tokens.iter().any(|t| t.name == owner && t.own_sessions_only);
+        private.then_some(owner)
     }
 
     fn system_prompt(&self) -> String {

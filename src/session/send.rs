@@ -58,17 +58,20 @@ impl SessionManager {
     }
 
     /// Accepts a message, creating the session on first use.
-    async fn admit(&self, request: SendRequest, subscribe: bool) -> Result<Admitted> {
+    async fn admit(&self, mut request: SendRequest, subscribe: bool) -> Result<Admitted> {
         if self.draining() {
             return Err(GatewayError::unavailable("Gateway is shutting down"));
         }
         self.check_message(&request)?;
+        // From here on the stored key; callers hear the key they used (`shown`).
+        let named = std::mem::take(&mut request.session_key);
+        request.session_key = self.key_for(&request.caller, &named).await?;
         let idempotency = match &request.idempotency_key {
-            Some(key) => Some(self.earlier_call(&request, key).await?),
+            Some(key) => Some(self.earlier_call(&request.caller, &request.session_key, key).await?),
             None => None,
         };
         if let Some(Earlier { done: Some(outcome), .. }) = &idempotency {
-            return Ok(Admitted::finished(&request.session_key, outcome.clone()));
+            return Ok(Admitted::finished(&named, outcome.clone()));
         }
         let max_queue = self.config().session.max_queue;
         loop {
@@ -76,7 +79,7 @@ impl SessionManager {
             let admitted = {
                 let mut state = session.lock();
                 if !request.caller.sees(state.owner.as_deref()) {
-                    return Err(GatewayError::session_not_found(&request.session_key));
+                    return Err(GatewayError::session_not_found(&named));
                 }
                 if subscribe {
                     self.room_for_subscriber(&state)?;
@@ -91,16 +94,16 @@ impl SessionManager {
                         if let Some(message_id) = first {
                             return Ok(match state.attach(&message_id, subscribe) {
                                 Some(attached) => {
-                                    Admitted::repeat(&state.key, message_id, attached)
+                                    Admitted::repeat(&state.shown, message_id, attached)
                                 }
                                 // Accepted before a crash that cut its run short.
                                 None => Admitted::finished(
-                                    &state.key,
+                                    &state.shown,
                                     RunOutcome {
                                         ok: false,
                                         response: String::new(),
                                         error: Some(state::INTERRUPTED_BY_RESTART.to_string()),
-                                        session_key: state.key.to_string(),
+                                        session_key: state.shown.to_string(),
                                         message_id,
                                     },
                                 ),
@@ -135,19 +138,20 @@ impl SessionManager {
 
     /// What the store knows of an earlier call with this idempotency key (GATEWAY.md §10).
     /// Keys belong to the caller's token; one used for another session is 409.
-    async fn earlier_call(&self, request: &SendRequest, key: &str) -> Result<Earlier> {
+    /// `session_key` is the stored key.
+    async fn earlier_call(&self, caller: &Caller, session_key: &str, key: &str) -> Result<Earlier> {
         if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
             return Err(GatewayError::invalid(
                 "Idempotency key must be 1-200 characters without control characters",
             ));
         }
-        let scope = request.caller.owner().unwrap_or_default().to_string();
+        let scope = caller.owner().unwrap_or_default().to_string();
         let mut earlier = Earlier { scope, key: key.to_string(), done: None, unfinished: None };
         if let Some(record) = self.inner.store.idempotency(&earlier.scope, key).await? {
-            if record.session_key != request.session_key {
+            if record.session_key != session_key {
                 return Err(GatewayError::conflict(format!(
                     "Idempotency key {key} was used for session {}",
-                    record.session_key
+                    super::keys::shown(&record.session_key)
                 )));
             }
             match record.outcome {
@@ -167,7 +171,8 @@ impl SessionManager {
     /// 409.
     pub async fn earlier_command(&self, request: &SendRequest) -> Result<Option<RunOutcome>> {
         let Some(key) = &request.idempotency_key else { return Ok(None) };
-        let earlier = self.earlier_call(request, key).await?;
+        let session_key = self.key_for(&request.caller, &request.session_key).await?;
+        let earlier = self.earlier_call(&request.caller, &session_key, key).await?;
         if earlier.unfinished.is_some() {
             return Err(GatewayError::conflict(format!(
                 "Idempotency key {key} is used by a message still in flight"
@@ -182,7 +187,7 @@ impl SessionManager {
         let record = crate::store::IdempotencyRecord {
             scope: request.caller.owner().unwrap_or_default().to_string(),
             key: key.clone(),
-            session_key: request.session_key.clone(),
+            session_key: self.key_for(&request.caller, &request.session_key).await?,
             message_id: outcome.message_id.clone(),
             outcome: serde_json::to_string(outcome).ok(),
             created_at: now_ms(),
@@ -195,7 +200,7 @@ impl SessionManager {
         let max = self.config().limits.max_subscribers;
         if state.log.subscribers() >= max {
             return Err(GatewayError::rate_limited(
-                format!("Too many streams on session {} (max {max})", state.key),
+                format!("Too many streams on session {} (max {max})", state.shown),
                 1,
             ));
         }
@@ -255,9 +260,16 @@ impl SessionManager {
     }
 
     /// Steers an existing session: joins the running run, or queues the text when idle.
-    pub async fn steer(&self, caller: &Caller, key: &str, text: String) -> Result<Accepted> {
+    pub async fn steer(
+        &self,
+        caller: &Caller,
+        key: &str,
+        text: String,
+        source: Source,
+    ) -> Result<Accepted> {
         self.existing(caller, key).await?;
         let request = SendRequest {
+            source,
             session_key: key.to_string(),
             text,
             images: Vec::new(),

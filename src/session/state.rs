@@ -37,7 +37,9 @@ pub const COMPACTION_ID: &str = "compaction-summary";
 pub const INTERRUPTED_BY_RESTART: &str = "interrupted by restart";
 
 pub(crate) struct Session {
+    /// The stored key (registry, store); callers know it by `State::shown`.
     pub key: Arc<str>,
+    pub shown: Arc<str>,
     pub primary: bool,
     state: Mutex<State>,
     store: Arc<dyn Store>,
@@ -53,6 +55,8 @@ pub(crate) struct Queued {
     pub message_id: String,
     pub text: String,
     pub images: Vec<Image>,
+    pub source: Source,
+    pub enqueued_at: i64,
     /// Its callers: the one that sent it, and any repeat with the same idempotency key.
     pub waiters: Vec<oneshot::Sender<RunOutcome>>,
     /// Counts against the sending token's `max_concurrent_runs` until the message is done
@@ -69,7 +73,8 @@ impl Queued {
             joined,
             text: self.text.clone(),
             images: self.images.clone(),
-            created_at: now_ms(),
+            source: self.source,
+            created_at: self.enqueued_at,
             checkpoint: None,
         }
     }
@@ -127,6 +132,12 @@ pub(crate) struct ActiveRun {
     pub interrupted: Option<(String, String)>,
     /// The message's place in its token's `max_concurrent_runs`, freed as the run ends.
     pub permit: Option<crate::auth::RunPermit>,
+    /// The store has the run's start: only then may steering text join it (a run whose start
+    /// cannot be stored goes back to the queue, alone).
+    pub started: bool,
+    /// The message's acceptance was never stored (its caller got the store's error): if the
+    /// start fails too, the message is dropped rather than queued again.
+    pub withdrawn: bool,
 }
 
 impl ActiveRun {
@@ -141,6 +152,8 @@ impl ActiveRun {
             pending_tools: Vec::new(),
             interrupted: None,
             permit: None,
+            started: false,
+            withdrawn: false,
         }
     }
 
@@ -153,7 +166,11 @@ impl ActiveRun {
 }
 
 pub(crate) struct State {
+    /// The key the store knows the session by.
     pub key: Arc<str>,
+    /// The key its callers know it by (see [`super::keys`]): what events, outcomes and
+    /// snapshots say.
+    pub shown: Arc<str>,
     pub session_id: String,
     pub name: Option<String>,
     pub created_at: i64,
@@ -199,6 +216,10 @@ pub(crate) struct State {
     dirty: bool,
     /// Store writes of the current critical section, flushed as one batch.
     ops: Vec<Op>,
+    /// Events held back from the log (see [`State::emit`]): from the moment a run may be
+    /// ending until the batch that records its end is durable, so nobody hears of an end that
+    /// a crash could still take back.
+    held: Option<Vec<EventKind>>,
     checkpoint_due: bool,
     last_checkpoint: Instant,
 }
@@ -240,6 +261,14 @@ impl Drop for SessionGuard<'_> {
             drop(self.store.write(ops));
         }
     }
+}
+
+/// The callers of a run that has ended, answered once its end is durable.
+#[derive(Default)]
+pub(crate) struct RunReport {
+    outcomes: Vec<(oneshot::Sender<RunOutcome>, RunOutcome)>,
+    permit: Option<crate::auth::RunPermit>,
+    usage: Usage,
 }
 
 /// What a sending call gets from the session.
@@ -297,6 +326,7 @@ impl Admitted {
 impl Session {
     pub fn new(key: Arc<str>, primary: bool, state: State, store: Arc<dyn Store>) -> Self {
         Self {
+            shown: state.shown.clone(),
             key,
             primary,
             state: Mutex::new(state),
@@ -325,6 +355,7 @@ impl State {
         let now = now_ms();
         let seq_floor = log.last_seq();
         Self {
+            shown: super::keys::shown(&key).into(),
             key,
             session_id: uuid::Uuid::new_v4().to_string(),
             name: None,
@@ -354,6 +385,7 @@ impl State {
             seq_floor,
             dirty: true,
             ops: Vec::new(),
+            held: None,
             checkpoint_due: false,
             last_checkpoint: Instant::now(),
         }
@@ -444,11 +476,6 @@ impl State {
         self.emit(EventKind::CompactionEnd { summary_tokens });
     }
 
-    /// Records that the message's run begins (queued → started).
-    pub fn mark_started(&mut self, message_id: &str) {
-        self.ops.push(Op::Start { message_id: message_id.to_string() });
-    }
-
     /// Marks the row for rewriting (name, model, thinking level, activity changed).
     pub fn touch(&mut self) {
         self.dirty = true;
@@ -484,7 +511,7 @@ impl State {
             .find_map(|m| m.first_text())
             .map(|text| text.chars().take(120).collect());
         Snapshot {
-            session_key: self.key.to_string(),
+            session_key: self.shown.to_string(),
             session_id: self.session_id.clone(),
             name: self.name.clone(),
             message_count: self.history.len(),
@@ -522,7 +549,7 @@ impl State {
             };
             match &kind {
                 EventKind::MessageStart { role } if role == Role::Assistant.as_str() => {
-                    run.draft = Some(Draft::new(&self.key, now));
+                    run.draft = Some(Draft::new(&self.shown, now));
                 }
                 EventKind::Token { .. }
                 | EventKind::Thinking { .. }
@@ -557,11 +584,35 @@ impl State {
                 _ => {}
             }
         }
+        if let Some(held) = self.held.as_mut() {
+            // A new turn or a tool call means the run goes on: what was held was not its end.
+            if !matches!(kind, EventKind::TurnStart | EventKind::ToolStart { .. }) {
+                held.push(kind);
+                return;
+            }
+            self.release_held();
+        }
+        self.log_event(kind);
+    }
+
+    fn log_event(&mut self, kind: EventKind) {
         self.log.push(kind);
         if self.log.last_seq() > self.seq_floor {
             self.seq_floor = self.log.last_seq() + SEQ_BLOCK;
             self.ops.push(Op::Seq { key: self.key.to_string(), seq: self.seq_floor });
         }
+    }
+
+    /// Logs the held events, in the order they were emitted.
+    fn release_held(&mut self) {
+        for kind in self.held.take().unwrap_or_default() {
+            self.log_event(kind);
+        }
+    }
+
+    /// From here until the run's end is durable (or the run goes on), events are held back.
+    fn hold_events(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
     }
 
     pub fn emit_state(&mut self) {
@@ -584,11 +635,58 @@ impl State {
         self.emit(EventKind::MessageStart { role: Role::User.as_str().into() });
     }
 
+    /// Begins the run of `queued`, taken off the queue: the store marks it started and gets
+    /// its user message in the same batch, so a started run always has its message in
+    /// history. Nothing is announced until that batch is durable ([`State::announce_start`]).
+    pub fn begin_run(&mut self, queued: &mut Queued, cancel: CancellationToken) {
+        let mut run = ActiveRun::new(queued.message_id.clone(), cancel);
+        run.waiters.extend(queued.waiters.drain(..).map(|w| (queued.message_id.clone(), w)));
+        run.permit = queued.permit.take();
+        self.run = Some(run);
+        self.ops.push(Op::Start { message_id: queued.message_id.clone() });
+        self.commit(queued.user_message());
+    }
+
+    /// The run's start is durable: steering may join it, and subscribers hear of it.
+    pub fn announce_start(&mut self, message_id: &str) {
+        if let Some(run) = self.run.as_mut() {
+            run.started = true;
+        }
+        self.emit(EventKind::AgentStart { message_id: message_id.to_string() });
+        self.emit(EventKind::MessageStart { role: Role::User.as_str().into() });
+        self.emit_state();
+    }
+
+    /// The store could not record the run's start: it never ran. The message goes back to the
+    /// head of the queue with its callers, its user message leaves history again, and the
+    /// driver retries once the store recovers (an accepted message is never dropped).
+    pub fn unstart_run(&mut self, mut queued: Queued) {
+        let Some(mut run) = self.run.take() else { return };
+        if self.history.last().is_some_and(|m| m.id == queued.message_id) {
+            self.history.pop();
+        }
+        if run.withdrawn {
+            self.emit_state();
+            return;
+        }
+        queued.waiters = run.waiters.drain(..).map(|(_, waiter)| waiter).collect();
+        queued.permit = run.permit.take();
+        self.queue.push_front(queued);
+        self.dirty = true;
+        self.emit_state();
+    }
+
     /// Moves the draft into history (see `RunHost::finish_message`).
     pub fn finish_message(&mut self, error: Option<Part>) -> String {
         let now = now_ms();
+        if self.run.is_none() {
+            return String::new();
+        }
+        // This may be the run's last message: its `message_complete` waits until the run
+        // goes on, or until its end is durable.
+        self.hold_events();
         let Some(run) = self.run.as_mut() else { return String::new() };
-        let draft = run.draft.take().unwrap_or_else(|| Draft::new(&self.key, now));
+        let draft = run.draft.take().unwrap_or_else(|| Draft::new(&self.shown, now));
         let mut message = draft.view();
         message.id = uuid::Uuid::new_v4().to_string();
         message.parts.retain(
@@ -627,11 +725,13 @@ impl State {
         let message_id = uuid::Uuid::new_v4().to_string();
         let (tx, outcome) = oneshot::channel();
         let live = subscribe.then(|| self.log.subscribe(None).live).flatten();
-        let joinable = self.run.as_ref().is_some_and(|run| !run.closing);
+        let joinable = self.run.as_ref().is_some_and(|run| run.started && !run.closing);
         let queued = Queued {
             message_id: message_id.clone(),
             text: request.text,
             images: request.images,
+            source: request.source,
+            enqueued_at: now_ms(),
             waiters: Vec::new(),
             permit,
         };
@@ -661,7 +761,7 @@ impl State {
             self.driver_running = true;
         }
         let accepted =
-            Accepted { session_key: self.key.to_string(), message_id, mode, repeat: false };
+            Accepted { session_key: self.shown.to_string(), message_id, mode, repeat: false };
         Ok(Admitted {
             accepted,
             outcome,
@@ -688,8 +788,8 @@ impl State {
     fn finish_queued(&mut self, queued: Queued, reason: &str) {
         let error = Some(reason.to_string());
         self.ops.push(Op::Finish { message_id: queued.message_id.clone(), error });
-        self.record_outcome(&queued.rejected(&self.key, reason));
-        queued.reject(&self.key, reason);
+        self.record_outcome(&queued.rejected(&self.shown, reason));
+        queued.reject(&self.shown, reason);
     }
 
     /// Takes back a message whose acceptance could not be stored: it leaves the queue (or the
@@ -702,6 +802,9 @@ impl State {
         } else if let Some(run) = self.run.as_mut() {
             run.steering.retain(|q| q.message_id != message_id);
             run.waiters.retain(|(id, _)| id != message_id);
+            // Taken by the driver already: its start cannot be stored either (the store has
+            // no such message), and then it must not go back to the queue.
+            run.withdrawn |= run.message_id == message_id && !run.started;
         }
     }
 
@@ -745,11 +848,13 @@ impl State {
         }
     }
 
-    /// Ends the run: events, usage, and the outcome for every waiting caller.
-    pub fn finish_run(&mut self, end: RunEnd) {
-        let Some(mut run) = self.run.take() else { return };
-        // Freed before anyone hears the outcome, so a caller may send the next one at once.
-        drop(run.permit.take());
+    /// Ends the run in memory and in this critical section's batch: the last history, the
+    /// message marked done, the idempotency outcomes. Its events are held and its callers
+    /// not yet answered: the driver commits the batch, waits until it is durable, and then
+    /// calls [`State::report_end`] (GATEWAY.md §2: an acknowledged outcome is the outcome).
+    pub fn finish_run(&mut self, end: RunEnd) -> RunReport {
+        self.hold_events();
+        let Some(mut run) = self.run.take() else { return RunReport::default() };
         // Steering text that arrived too late for any model call is kept, not lost.
         for queued in run.steering.drain(..) {
             self.commit_user(&queued);
@@ -777,10 +882,11 @@ impl State {
             ok: error.is_none(),
             response: if error.is_none() { end.response } else { String::new() },
             error: error.clone(),
-            session_key: self.key.to_string(),
+            session_key: self.shown.to_string(),
             message_id: run.message_id.clone(),
         };
         self.record_outcome(&outcome);
+        let mut outcomes = Vec::with_capacity(run.waiters.len());
         for (message_id, waiter) in run.waiters {
             if message_id != run.message_id {
                 self.ops.push(Op::Finish { message_id: message_id.clone(), error: error.clone() });
@@ -789,30 +895,73 @@ impl State {
                     ..outcome.clone()
                 });
             }
-            let _ = waiter.send(RunOutcome { message_id, ..outcome.clone() });
+            outcomes.push((waiter, RunOutcome { message_id, ..outcome.clone() }));
         }
         self.dirty = true;
         self.emit_state();
+        RunReport { outcomes, permit: run.permit.take(), usage: end.usage }
     }
 
-    /// A run whose start could not be stored: it never ran. Its callers get the error; the
-    /// store is asked to mark the message done (if that fails too, it runs after a restart).
-    pub fn abandon_run(&mut self, error: &str) {
-        let Some(run) = self.run.take() else { return };
-        // Steering callers are among the waiters too.
-        for (message_id, waiter) in run.waiters {
-            let outcome = RunOutcome {
-                ok: false,
-                response: String::new(),
-                error: Some(error.to_string()),
-                session_key: self.key.to_string(),
-                message_id: message_id.clone(),
-            };
-            self.record_outcome(&outcome);
-            let _ = waiter.send(outcome);
-            self.ops.push(Op::Finish { message_id, error: Some(error.to_string()) });
+    /// Tells everyone how the run ended, once the batch of [`State::finish_run`] has been
+    /// stored (`stored`). If the store refused it, the end is not durable and will never be:
+    /// the callers and subscribers hear that the run failed with the store's error (after a
+    /// restart the store still has the run as started and closes it as interrupted).
+    pub fn report_end(&mut self, report: RunReport, stored: Result<(), String>) {
+        let held = self.held.take().unwrap_or_default();
+        // Freed before anyone hears the outcome, so a caller may send the next one at once.
+        drop(report.permit);
+        match stored {
+            Ok(()) => {
+                for kind in held {
+                    self.log_event(kind);
+                }
+                for (waiter, outcome) in report.outcomes {
+                    let _ = waiter.send(outcome);
+                }
+            }
+            Err(error) => {
+                for kind in held {
+                    match kind {
+                        EventKind::AgentEnd { message_id, .. } => {
+                            let code = ErrorCode::Unavailable.as_str().to_string();
+                            self.log_event(EventKind::Error { error: error.clone(), code });
+                            self.log_event(EventKind::AgentEnd {
+                                message_id,
+                                ok: false,
+                                error: Some(error.clone()),
+                                usage: report.usage,
+                            });
+                        }
+                        kind => self.log_event(kind),
+                    }
+                }
+                for (waiter, outcome) in report.outcomes {
+                    let _ = waiter.send(RunOutcome {
+                        ok: false,
+                        response: String::new(),
+                        error: Some(error.clone()),
+                        ..outcome
+                    });
+                }
+            }
         }
-        self.emit_state();
+    }
+
+    /// The waiting messages, next first.
+    pub fn queue_view(&self) -> QueueView {
+        let queue = self
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(index, queued)| QueuedMessage {
+                message_id: queued.message_id.clone(),
+                position: index + 1,
+                text_preview: queued.text.chars().take(120).collect(),
+                source: queued.source,
+                enqueued_at: queued.enqueued_at,
+            })
+            .collect();
+        QueueView { queue, processing: self.processing() }
     }
 
     /// Newest `limit` messages before `cursor` (a position in the whole history).
@@ -831,7 +980,7 @@ impl State {
             messages.extend(run.draft.as_ref().map(Draft::view));
             for (call_id, message) in &run.pending_tools {
                 let mut message = message.clone();
-                message.id = format!("draft-tool:{}:{call_id}", self.key);
+                message.id = format!("draft-tool:{}:{call_id}", self.shown);
                 messages.push(message);
             }
         }

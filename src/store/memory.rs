@@ -73,28 +73,33 @@ pub struct MemoryCounts {
 /// Memory operations of a store. Each runs in one transaction, in order with the store's
 /// other writes.
 pub trait MemoryStore: Send + Sync {
-    /// Inserts the record; an active record with the same key is superseded by it.
+    /// Inserts the record; an active record with the same key is superseded by it (a
+    /// `secret` one only `with_secrets`: secrets are untouchable for who cannot see them).
     fn remember(
         &self,
         namespace: &str,
         memory: NewMemory,
+        with_secrets: bool,
     ) -> BoxFuture<'_, StoreResult<MemoryRecord>>;
-    /// Deactivates active records by id or key; how many.
+    /// Deactivates active records by id or key (`secret` ones only `with_secrets`); how many.
     fn forget(
         &self,
         namespace: &str,
         id: Option<i64>,
         key: Option<String>,
+        with_secrets: bool,
     ) -> BoxFuture<'_, StoreResult<u64>>;
     /// Active core records, oldest first.
     fn core(&self, namespace: &str) -> BoxFuture<'_, StoreResult<Vec<MemoryRecord>>>;
-    /// `words` are plain words (never FTS syntax); results best first.
+    /// `words` are plain words (never FTS syntax); results best first. With `owner`, only
+    /// episodes of the sessions that token created (an `own_sessions_only` caller).
     fn search(
         &self,
         namespace: &str,
         words: Vec<String>,
         limit: usize,
         with_secrets: bool,
+        owner: Option<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<SearchHit>>>;
     fn counts(&self, namespace: &str) -> BoxFuture<'_, StoreResult<MemoryCounts>>;
     /// Re-creates the namespace's index rows from its records: (memory rows, episode rows).
@@ -197,6 +202,7 @@ fn remember(
     conn: &mut Connection,
     namespace: &str,
     memory: NewMemory,
+    with_secrets: bool,
 ) -> StoreResult<MemoryRecord> {
     let now = now_ms();
     let tx = conn.transaction()?;
@@ -216,9 +222,10 @@ fn remember(
     let id = tx.last_insert_rowid();
     let superseded: Vec<i64> = tx
         .prepare_cached(
-            "SELECT id FROM memories WHERE namespace = ?1 AND key = ?2 AND active = 1 AND id != ?3",
+            "SELECT id FROM memories WHERE namespace = ?1 AND key = ?2 AND active = 1 AND id != ?3
+             AND (?4 OR kind != 'secret')",
         )?
-        .query_map(params![namespace, memory.key, id], |r| r.get(0))?
+        .query_map(params![namespace, memory.key, id, with_secrets], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for old in &superseded {
         tx.prepare_cached(
@@ -241,15 +248,17 @@ fn forget(
     namespace: &str,
     id: Option<i64>,
     key: Option<String>,
+    with_secrets: bool,
 ) -> StoreResult<u64> {
     let now = now_ms();
     let tx = conn.transaction()?;
     let ids: Vec<i64> = tx
         .prepare_cached(
             "SELECT id FROM memories WHERE namespace = ?1 AND active = 1
-             AND ((?2 IS NOT NULL AND id = ?2) OR (?3 IS NOT NULL AND key = ?3))",
+             AND ((?2 IS NOT NULL AND id = ?2) OR (?3 IS NOT NULL AND key = ?3))
+             AND (?4 OR kind != 'secret')",
         )?
-        .query_map(params![namespace, id, key], |r| r.get(0))?
+        .query_map(params![namespace, id, key, with_secrets], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for id in &ids {
         tx.prepare_cached("UPDATE memories SET active = 0, updated_at = ?2 WHERE id = ?1")?
@@ -266,6 +275,7 @@ fn search(
     words: &[String],
     limit: usize,
     with_secrets: bool,
+    owner: Option<&str>,
 ) -> StoreResult<Vec<SearchHit>> {
     if words.is_empty() || limit == 0 {
         return Ok(Vec::new());
@@ -304,10 +314,10 @@ fn search(
              FROM episode_index JOIN episodes e ON e.id = episode_index.rowid
              JOIN sessions s ON s.key = e.session_key
              WHERE episode_index MATCH ?1 AND episode_index.rowid > ?4
-               AND s.memory_namespace = ?2
+               AND s.memory_namespace = ?2 AND (?5 IS NULL OR s.owner = ?5)
              ORDER BY bm25(episode_index) LIMIT ?3",
         )?
-        .query_map(params![expression, namespace, limit as i64, after], |r| {
+        .query_map(params![expression, namespace, limit as i64, after, owner], |r| {
             Ok(SearchHit {
                 id: r.get(0)?,
                 source_type: "episode",
@@ -389,9 +399,10 @@ impl MemoryStore for SqliteStore {
         &self,
         namespace: &str,
         memory: NewMemory,
+        with_secrets: bool,
     ) -> BoxFuture<'_, StoreResult<MemoryRecord>> {
         let namespace = namespace.to_string();
-        self.read(move |conn| remember(conn, &namespace, memory))
+        self.read(move |conn| remember(conn, &namespace, memory, with_secrets))
     }
 
     fn forget(
@@ -399,9 +410,10 @@ impl MemoryStore for SqliteStore {
         namespace: &str,
         id: Option<i64>,
         key: Option<String>,
+        with_secrets: bool,
     ) -> BoxFuture<'_, StoreResult<u64>> {
         let namespace = namespace.to_string();
-        self.read(move |conn| forget(conn, &namespace, id, key))
+        self.read(move |conn| forget(conn, &namespace, id, key, with_secrets))
     }
 
     fn core(&self, namespace: &str) -> BoxFuture<'_, StoreResult<Vec<MemoryRecord>>> {
@@ -423,9 +435,12 @@ impl MemoryStore for SqliteStore {
         words: Vec<String>,
         limit: usize,
         with_secrets: bool,
+        owner: Option<String>,
     ) -> BoxFuture<'_, StoreResult<Vec<SearchHit>>> {
         let namespace = namespace.to_string();
-        self.read(move |conn| search(conn, &namespace, &words, limit, with_secrets))
+        self.read(move |conn| {
+            search(conn, &namespace, &words, limit, with_secrets, owner.as_deref())
+        })
     }
 
     fn counts(&self, namespace: &str) -> BoxFuture<'_, StoreResult<MemoryCounts>> {

@@ -114,6 +114,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_owner ON sessions (owner, last_active_at DESC, key);
     CREATE INDEX idempotency_by_session ON idempotency (session_key) WHERE outcome IS NULL;
     "#,
+    // 5: gateway-wide settings (the live config patches, kept across restarts), and where each
+    // accepted message came from (for the queue listing).
+    r#"
+    CREATE TABLE settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Brings the database to the newest schema; refuses one written by a newer build.

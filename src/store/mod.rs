@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::error::GatewayError;
-use crate::session::model::{HistoryMessage, Image, ModelRef, ThinkingLevel, Usage};
+use crate::session::model::{HistoryMessage, Image, ModelRef, Source, ThinkingLevel, Usage};
 
 pub use memory::{MemoryRecord, MemoryStore, NewMemory, SearchHit};
 pub use sqlite::SqliteStore;
@@ -149,6 +149,8 @@ pub struct MessageRecord {
     pub text: String,
     pub images: Vec<Image>,
     pub state: MessageState,
+    /// The transport it came by.
+    pub source: Source,
     pub created_at: i64,
     /// The in-flight part of a started run, so a crash keeps its partial text.
     pub checkpoint: Option<Checkpoint>,
@@ -218,6 +220,9 @@ pub enum Op {
     Prune {
         before: i64,
     },
+    /// The live config patches (`PATCH /config`, a JSON object of dotted keys), replacing
+    /// the ones stored before.
+    PutLiveConfig(String),
 }
 
 /// A key as the store knows it.
@@ -262,6 +267,10 @@ pub trait Store: memory::MemoryStore + Send + Sync + 'static {
         scope: &str,
         key: &str,
     ) -> BoxFuture<'_, StoreResult<Option<IdempotencyRecord>>>;
+    /// Whether `key` is stored, and then the token that created it: `Some(owner)`.
+    fn owner(&self, key: &str) -> BoxFuture<'_, StoreResult<Option<Option<String>>>>;
+    /// The live config patches stored by [`Op::PutLiveConfig`], if any.
+    fn live_config(&self) -> BoxFuture<'_, StoreResult<Option<String>>>;
     /// Applies everything submitted so far and closes; later writes fail.
     fn close(&self) -> BoxFuture<'_, StoreResult<()>>;
     /// For logs: where the data lives.

@@ -18,7 +18,7 @@ use tracing::{error, warn};
 
 use super::migrations::migrate;
 use super::*;
-use crate::session::model::{Part, Role, now_ms};
+use crate::session::model::{Part, Role, Source, now_ms};
 
 /// Batches applied in one transaction at most.
 const GROUP: usize = 256;
@@ -314,8 +314,8 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
         Op::Accept(m) => {
             conn.prepare_cached(
                 "INSERT INTO messages (message_id, session_key, joined, text, images, state,
-                 checkpoint, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 checkpoint, created_at, updated_at, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 m.message_id,
@@ -327,6 +327,7 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 m.checkpoint.as_ref().map(serde_json::to_string).transpose()?,
                 m.created_at,
                 now,
+                m.source.as_str(),
             ])?;
         }
         Op::Start { message_id } => {
@@ -368,6 +369,12 @@ fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 r.outcome,
                 r.created_at
             ])?;
+        }
+        Op::PutLiveConfig(patch) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES ('live_config', ?1)",
+            )?
+            .execute([patch])?;
         }
         Op::Prune { before } => {
             conn.prepare_cached("DELETE FROM messages WHERE state = 'done' AND updated_at < ?1")?
@@ -439,8 +446,8 @@ fn load(conn: &mut Connection, key: &str) -> StoreResult<Stored> {
     drop(statement);
     let mut messages = Vec::new();
     let mut statement = conn.prepare_cached(
-        "SELECT message_id, joined, text, images, state, created_at, checkpoint FROM messages
-         WHERE session_key = ?1 AND state IN ('queued', 'started') ORDER BY id",
+        "SELECT message_id, joined, text, images, state, created_at, checkpoint, source
+         FROM messages WHERE session_key = ?1 AND state IN ('queued', 'started') ORDER BY id",
     )?;
     let mut rows = statement.query([key])?;
     while let Some(row) = rows.next()? {
@@ -457,6 +464,7 @@ fn load(conn: &mut Connection, key: &str) -> StoreResult<Stored> {
                 .ok_or_else(|| StoreError::new(format!("stored state {state:?}")))?,
             created_at: row.get(5)?,
             checkpoint: checkpoint.as_deref().map(serde_json::from_str).transpose()?,
+            source: Source::parse(&row.get::<_, String>(7)?),
         });
     }
     drop(rows);
@@ -562,6 +570,25 @@ impl Store for SqliteStore {
                         created_at: row.get(3)?,
                     })
                 })
+                .optional()?)
+        })
+    }
+
+    fn owner(&self, key: &str) -> BoxFuture<'_, StoreResult<Option<Option<String>>>> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT owner FROM sessions WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn live_config(&self) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM settings WHERE name = 'live_config'")?
+                .query_row([], |r| r.get(0))
                 .optional()?)
         })
     }

@@ -55,6 +55,7 @@ fn accepted(key: &str, id: &str) -> MessageRecord {
         text: format!("text of {id}"),
         images: vec![Image { data: vec![0, 1, 2, 255], mime_type: "image/png".into() }],
         state: MessageState::Queued,
+        source: crate::session::model::Source::Webhook,
         created_at: 7,
         checkpoint: None,
     }

@@ -161,7 +161,6 @@ async fn own_sessions_only_tokens_see_only_their_sessions() {
         ("GET", "/sessions/a1/history", json!({})),
         ("GET", "/sessions/a1/events", json!({})),
         ("POST", "/sessions/a1/abort", json!({})),
-        ("POST", "/sessions/a1/messages", json!({"text": "let me in"})),
         ("POST", "/sessions/a1/reset", json!({})),
         ("DELETE", "/sessions/a1", json!({})),
         ("POST", "/memory/search", json!({"query": "mine", "sessionKey": "a1"})),
@@ -181,9 +180,6 @@ async fn own_sessions_only_tokens_see_only_their_sessions() {
         .map(|s| s["sessionKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["a1"]);
-    let (_, listed) = call("root-token-1", "GET", "/sessions".into(), json!({})).await;
-    assert_eq!(listed["sessions"].as_array().unwrap().len(), 2, "a full token sees all: {listed}");
-
     // The same over gRPC: bob cannot stream or abort it.
     let channel = gw.channel().await;
     let mut sessions = pb::sessions_client::SessionsClient::new(channel.clone());
@@ -198,16 +194,34 @@ async fn own_sessions_only_tokens_see_only_their_sessions() {
     assert!(sessions.abort_session(with_token(abort, "alice-token")).await.is_ok());
     let mut chat = pb::chat_client::ChatClient::new(channel);
     let send = crate::grpc_chat::send("a1", "hi");
-    assert_eq!(
-        chat.send_message(with_token(send, "bob-token-1")).await.unwrap_err().code(),
-        Code::NotFound
-    );
+    let sent = chat.send_message(with_token(send, "bob-token-1")).await.unwrap().into_inner();
+    assert_eq!(sent.session_key, "a1", "his own a1");
+    // Bob's own "a1" is another session (keys are his own), so it tells him nothing.
+    let (status, body) =
+        call("bob-token-1", "POST", "/sessions/a1/messages".into(), json!({"text": "bob's again"}))
+            .await;
+    assert_eq!((status, body["sessionKey"].as_str()), (200, Some("a1")), "{body}");
+    let (_, history) = call("alice-token", "GET", "/sessions/a1/history".into(), json!({})).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2, "alice's is untouched");
+    assert_eq!(history["messages"][0]["parts"][0]["text"], "mine");
+    let (_, listed) = call("root-token-1", "GET", "/sessions".into(), json!({})).await;
+    let mut keys: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sessionKey"].as_str().unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["main", "~alice/a1", "~bob/a1"], "a full token sees all, by stored key");
+
     // Ownership survives a restart (it is stored).
     let gw = gw.stop_keeping_data().await.start().await;
-    let hidden = gw.http.get(gw.url("/sessions/a1")).bearer_auth("bob-token-1").send().await;
-    assert_eq!(hidden.unwrap().status(), 404);
-    let shown = gw.http.get(gw.url("/sessions/a1")).bearer_auth("alice-token").send().await;
-    assert_eq!(shown.unwrap().status(), 200);
+    for (token, first) in [("bob-token-1", "hi"), ("alice-token", "mine")] {
+        let history = gw.http.get(gw.url("/sessions/a1/history")).bearer_auth(token).send().await;
+        let (status, history) = read(history.unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(history["messages"][0]["parts"][0]["text"], first, "{token}");
+    }
 }
 
 #[tokio::test]

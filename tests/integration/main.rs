@@ -3,11 +3,13 @@
 
 mod common;
 
+mod acknowledged;
 mod admin;
 mod agent;
 mod auth;
 mod binary;
 mod commands;
+mod disk_full;
 mod durability;
 mod events;
 mod golden;
@@ -16,6 +18,7 @@ mod grpc_sessions;
 mod grpcurl;
 mod hostile;
 mod idempotency;
+mod isolation;
 mod memory;
 mod providers;
 mod queue;

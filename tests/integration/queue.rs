@@ -425,3 +425,48 @@ async fn grpc_steer_joins_a_run_or_queues_when_idle() {
         "an aborted run keeps steered text: {texts:?}"
     );
 }
+
+#[tokio::test]
+async fn the_queue_lists_its_waiting_messages_on_both_transports() {
+    let gw = Gateway::start().await;
+    let (_run, _) = start_slow(&gw, "ql").await;
+    let (status, idle) = gw.get("/sessions/ql/queue").await;
+    assert_eq!(status, 200);
+    assert_eq!(idle, json!({"queue": [], "processing": true}));
+    let long = format!("first {}", "x".repeat(300));
+    let webhook = json!({"text": long, "sessionKey": "ql", "async": true});
+    let (status, accepted) = gw.post("/webhooks/q", webhook).await;
+    assert_eq!(status, 202, "{accepted}");
+    let (_second, second) = queue_one(&gw, "ql", "second").await;
+
+    let (status, listed) = gw.get("/sessions/ql/queue").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["processing"], true);
+    let queue = listed["queue"].as_array().unwrap();
+    assert_eq!(queue.len(), 2, "{listed}");
+    assert_eq!(queue[0]["messageId"], accepted["messageId"]);
+    assert_eq!(queue[0]["position"], 1);
+    assert_eq!(queue[0]["source"], "webhook");
+    assert_eq!(queue[0]["textPreview"].as_str().unwrap().chars().count(), 120);
+    assert!(queue[0]["enqueuedAt"].as_i64().unwrap() > 1_700_000_000_000);
+    assert_eq!(queue[1]["messageId"], second.as_str());
+    assert_eq!(
+        (queue[1]["position"].as_u64(), queue[1]["source"].as_str()),
+        (Some(2), Some("grpc"))
+    );
+    assert_eq!(queue[1]["textPreview"], "second");
+
+    let mut sessions = gw.sessions().await;
+    let request = pb::ListQueuedRequest { session_key: "ql".into() };
+    let grpc = sessions.list_queued(request).await.unwrap().into_inner();
+    assert!(grpc.processing);
+    let ids: Vec<&str> = grpc.queue.iter().map(|q| q.message_id.as_str()).collect();
+    assert_eq!(ids, [accepted["messageId"].as_str().unwrap(), second.as_str()]);
+    assert_eq!(grpc.queue[1].source, "grpc");
+    assert_eq!(grpc.queue[0].enqueued_at, queue[0]["enqueuedAt"].as_i64().unwrap());
+
+    let (status, missing) = gw.get("/sessions/nope/queue").await;
+    assert_eq!((status, missing["error"].as_str()), (404, Some("Session not found: nope")));
+    let request = pb::ListQueuedRequest { session_key: "nope".into() };
+    assert_eq!(sessions.list_queued(request).await.unwrap_err().code(), tonic::Code::NotFound);
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolOutput};
 use crate::agent::provider::ToolSpec;
-use crate::memory::{Memory, Remember};
+use crate::memory::{Access, Memory, Remember};
 
 pub fn tools(memory: &Memory) -> Vec<std::sync::Arc<dyn Tool>> {
     vec![
@@ -57,6 +57,11 @@ fn forget_spec() -> ToolSpec {
     }
 }
 
+/// The agent sees the secrets of its namespace, and episodes as its session's owner would.
+fn access(ctx: &ToolContext<'_>) -> Access {
+    Access::agent(ctx.episodes_of.map(str::to_string))
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, ToolOutput> {
     serde_json::from_value(args)
         .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
@@ -84,7 +89,7 @@ impl Tool for Search {
                 Ok(args) => args,
                 Err(e) => return e,
             };
-            match self.memory.search(ctx.namespace, &args.query, args.limit, true).await {
+            match self.memory.search(ctx.namespace, &args.query, args.limit, &access(&ctx)).await {
                 Ok(hits) if hits.is_empty() => ToolOutput::text("No memories match."),
                 Ok(hits) => {
                     let lines: Vec<String> = hits
@@ -144,7 +149,7 @@ impl Tool for RememberTool {
                 key: args.key,
                 source: "tool",
             };
-            match self.memory.remember(ctx.namespace, request).await {
+            match self.memory.remember(ctx.namespace, request, &access(&ctx)).await {
                 Ok(record) => ToolOutput::text(format!(
                     "Remembered (id {}, key {}, {} {}).",
                     record.id, record.key, record.bucket, record.kind
@@ -177,7 +182,11 @@ impl Tool for Forget {
                 Ok(args) => args,
                 Err(e) => return e,
             };
-            match self.memory.forget(ctx.namespace, args.id, args.key.as_deref()).await {
+            match self
+                .memory
+                .forget(ctx.namespace, args.id, args.key.as_deref(), &access(&ctx))
+                .await
+            {
                 Ok(0) => ToolOutput::error("No such memory."),
                 Ok(n) => ToolOutput::text(format!(
                     "Forgot {n} memor{}.",

@@ -44,6 +44,9 @@ pub struct ToolContext<'a> {
     pub cancel: &'a CancellationToken,
     /// The memory namespace of the session the run belongs to.
     pub namespace: &'a str,
+    /// Set when the session's owner is an `own_sessions_only` token: the memory tools find
+    /// episodes of that owner's sessions only.
+    pub episodes_of: Option<&'a str>,
 }
 
 pub trait Tool: Send + Sync {
@@ -236,8 +239,16 @@ mod tests {
         let tools = ToolSet::parse("all").unwrap().build(ws.clone());
         let tool = tools.iter().find(|t| t.spec().name == name).unwrap();
         let cancel = CancellationToken::new();
-        tool.call(args, ToolContext { update: &|_| {}, cancel: &cancel, namespace: "default" })
-            .await
+        tool.call(
+            args,
+            ToolContext {
+                update: &|_| {},
+                cancel: &cancel,
+                namespace: "default",
+                episodes_of: None,
+            },
+        )
+        .await
     }
 
     fn text(output: &ToolOutput) -> &str {

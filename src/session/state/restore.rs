@@ -39,6 +39,8 @@ impl State {
                 message_id: m.message_id,
                 text: m.text,
                 images: m.images,
+                source: m.source,
+                enqueued_at: m.created_at,
                 waiters: Vec::new(),
                 permit: None,
             })
@@ -60,6 +62,8 @@ impl State {
                 message_id: m.message_id.clone(),
                 text: m.text.clone(),
                 images: m.images.clone(),
+                source: m.source,
+                enqueued_at: m.created_at,
                 waiters: Vec::new(),
                 permit: None,
             };
@@ -121,7 +125,7 @@ impl State {
                 ok: false,
                 response: String::new(),
                 error: Some(INTERRUPTED_BY_RESTART.to_string()),
-                session_key: self.key.to_string(),
+                session_key: self.shown.to_string(),
                 message_id: message.message_id.clone(),
             });
         }

@@ -87,6 +87,13 @@ impl Process {
         assert!(status.success());
     }
 
+    /// SIGKILL at once (no `kill` process in between), and waits until the process is gone.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the gateway runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Waits for the process to exit.
     pub async fn exit(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -31,6 +31,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 
+echo "== hadolint Dockerfile"
+"$venv/bin/hadolint" Dockerfile
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

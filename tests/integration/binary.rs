@@ -70,3 +70,54 @@ fn a_bad_config_stops_start_up_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown provider \"bogus\""));
 }
+
+fn gateway_command(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_agent-gateway")).args(args).env_clear().output().unwrap()
+}
+
+#[test]
+fn config_prints_every_layer_as_toml_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, "bearer_token = \"file-token-123\"\n[session]\nmax_queue = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-gateway"))
+        .args(["config", "--config", file.to_str().unwrap(), "--set", "session.idle=5m"])
+        .env_clear()
+        .env("OPENAI_API_KEY", "sk-env-secret")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(!text.contains("file-token-123") && !text.contains("sk-env-secret"), "{text}");
+    let printed: toml::Table = text.parse().unwrap();
+    assert_eq!(printed["bearer_token"].as_str(), Some("<redacted>"));
+    assert_eq!(printed["openai_api_key"].as_str(), Some("<redacted>"));
+    assert_eq!(printed["anthropic_api_key"].as_str(), Some(""), "unset secrets stay empty");
+    assert_eq!(printed["session"]["max_queue"].as_integer(), Some(3), "from the file");
+    assert_eq!(printed["session"]["idle"].as_str(), Some("5m"), "from the command line");
+
+    let bad = gateway_command(&["config", "--set", "session.idle=ten"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn help_lists_the_environment_variables() {
+    let output = gateway_command(&["--help"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    for name in ["GATEWAY_AUTH_TOKEN", "GATEWAY_PORT", "OPENAI_API_KEY", "CWD"] {
+        assert!(text.contains(name), "{name} in --help: {text}");
+    }
+    assert!(text.contains("README.md"));
+}
+
+#[tokio::test]
+async fn healthcheck_answers_for_a_running_gateway_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = crate::common::process::Process::start(dir.path(), &[]);
+    let port = gw.addr.rsplit(':').next().unwrap().to_string();
+    let up = gateway_command(&["healthcheck", "--port", &port]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    drop(gw);
+    let down = gateway_command(&["healthcheck", "--port", &port]);
+    assert_eq!(down.status.code(), Some(1), "nothing listens there any more");
+}

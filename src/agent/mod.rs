@@ -168,8 +168,12 @@ impl Agent {
             let info = provider.models().remove(0);
             models.push(ModelEntry { info, provider, context_window: model.context_window });
         }
+        // The gateway's own files: no tool may read them, not even inside the workspace.
         let mut forbidden = vec![config.data_dir.clone()];
         forbidden.extend(config.config_file.clone());
+        if !config.tls.key.is_empty() {
+            forbidden.push(config.tls.key.clone().into());
+        }
         let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
             std::io::Error::new(e.kind(), format!("workspace {}: {e}", config.workspace.display()))
         })?);
@@ -209,8 +213,10 @@ impl Agent {
     /// `AGENTS.md` (project instructions) when there is one. Sessions keep it until reloaded.
     pub fn session_prompt(&self) -> String {
         let mut prompt = self.system_prompt.clone();
-        if let Ok(path) = self.workspace.resolve(CONTEXT_FILE)
-            && let Ok(text) = std::fs::read_to_string(path)
+        // Opened like any tool's path: a link out of the workspace or to the gateway's files
+        // (its config file) is not followed.
+        if let Ok(bytes) = self.workspace.read(std::path::Path::new(CONTEXT_FILE))
+            && let Ok(text) = String::from_utf8(bytes)
             && !text.trim().is_empty()
         {
             prompt.push_str(&format!("\n\n# {CONTEXT_FILE}\n\n{}", text.trim()));

@@ -8,6 +8,7 @@ mod agent;
 mod auth;
 mod binary;
 mod commands;
+mod confinement;
 mod durability;
 mod events;
 mod golden;

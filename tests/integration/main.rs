@@ -22,6 +22,7 @@ mod providers;
 mod queue;
 mod rest;
 mod resume;
+mod sandbox;
 mod sse;
 mod tls;
 mod tools;

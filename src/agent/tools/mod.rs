@@ -1,5 +1,5 @@
 //! The tool trait and the configured tool set. Confinement lives beside them: every file tool
-//! opens through [`Workspace`].
+//! opens through [`Workspace`], every process a tool starts runs in the [`Sandbox`].
 
 mod bash;
 mod edit;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::provider::ToolSpec;
+use super::sandbox::Sandbox;
 pub use workspace::{Entry, Node, Refused, Workspace};
 
 /// A tool's answer: `result` is JSON (`{"content":[{"type":"text","text":...}]}` for text, as pi
@@ -112,7 +113,12 @@ impl ToolSet {
         Ok(Self(names))
     }
 
-    pub fn build(&self, workspace: Arc<Workspace>) -> Vec<Arc<dyn Tool>> {
+    /// Whether a tool of the set starts processes (and so needs the sandbox).
+    pub fn runs_commands(&self) -> bool {
+        self.0.iter().any(|name| name == "bash")
+    }
+
+    pub fn build(&self, workspace: Arc<Workspace>, sandbox: Arc<Sandbox>) -> Vec<Arc<dyn Tool>> {
         self.0
             .iter()
             .map(|name| -> Arc<dyn Tool> {
@@ -124,7 +130,7 @@ impl ToolSet {
                     "grep" => Arc::new(listing::Grep::new(ws)),
                     "write" => Arc::new(edit::Write::new(ws)),
                     "edit" => Arc::new(edit::Edit::new(ws)),
-                    _ => Arc::new(bash::Bash::new(ws)),
+                    _ => Arc::new(bash::Bash::new(sandbox.clone())),
                 }
             })
             .collect()
@@ -134,10 +140,12 @@ impl ToolSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::sandbox::SandboxMode;
 
     /// Calls a tool by name over a workspace, as the agent does.
     async fn call(ws: &Arc<Workspace>, name: &str, args: Value) -> ToolOutput {
-        let tools = ToolSet::parse("all").unwrap().build(ws.clone());
+        let sandbox = Sandbox::new(SandboxMode::None, ws.root(), Vec::new());
+        let tools = ToolSet::parse("all").unwrap().build(ws.clone(), Arc::new(sandbox));
         let tool = tools.iter().find(|t| t.spec().name == name).unwrap();
         let cancel = CancellationToken::new();
         tool.call(args, ToolContext { update: &|_| {}, cancel: &cancel, namespace: "default" })

@@ -15,6 +15,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, FileType, OpenOptions, OpenOptionsExt};
 use nix::fcntl::OFlag;
 
+use crate::agent::sandbox::real_or_absolute;
+
 /// Why a path was not opened; [`message`](Self::message) words it for the model.
 #[derive(Debug)]
 pub enum Refused {
@@ -68,12 +70,6 @@ pub struct Workspace {
     root: PathBuf,
     dir: Dir,
     forbidden: Vec<PathBuf>,
-}
-
-/// `path` with symlinks resolved; a path that does not exist (yet) made absolute instead, so a
-/// check against it still fails closed.
-fn real_or_absolute(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| std::path::absolute(path).unwrap_or(path.into()))
 }
 
 /// Reads never block on a FIFO (or wait for a writer): it opens at once, and is then refused

@@ -63,6 +63,14 @@ fn enforce(ruleset: RulesetCreated) -> Result<(), String> {
     }
 }
 
+/// Limits the calling thread to `dir` (a directory handle): reading it, and with `writable`
+/// changing it too. For the in-process file tools.
+pub fn restrict_to(dir: impl AsFd, writable: bool) -> Result<(), String> {
+    let access =
+        if writable { AccessFs::from_all(ABI_USED) } else { AccessFs::from_read(ABI_USED) };
+    enforce(allow(ruleset()?, dir, access)?)
+}
+
 /// What a command may reach.
 pub struct CommandRules {
     /// Read, write, execute.

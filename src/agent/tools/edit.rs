@@ -49,7 +49,7 @@ impl Write {
         let length = content.len();
         let written = self
             .workspace
-            .run(move |ws| ws.write(&Workspace::relative(&path)?, content.as_bytes()));
+            .run(true, move |ws| ws.write(&Workspace::relative(&path)?, content.as_bytes()));
         match written.await {
             Ok(Ok(())) => ToolOutput::text(format!("Wrote {length} bytes to {}", args.path)),
             Ok(Err(refused)) => ToolOutput::error(refused.message(&args.path)),
@@ -105,7 +105,7 @@ impl Edit {
             return ToolOutput::error("oldText must not be empty");
         }
         let shown = args.path.clone();
-        match self.workspace.run(move |ws| edit(ws, &args)).await {
+        match self.workspace.run(true, move |ws| edit(ws, &args)).await {
             Ok(Ok(())) => ToolOutput::text(format!("Edited {shown}")),
             Ok(Err(message)) | Err(message) => ToolOutput::error(message),
         }

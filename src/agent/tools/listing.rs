@@ -142,14 +142,14 @@ impl Tool for Ls {
     }
 }
 
-/// Runs a file-walking tool on its own thread (it does synchronous I/O).
+/// Runs a read-only file tool on its own confined thread (it does synchronous I/O).
 fn blocking(
     workspace: Arc<Workspace>,
     args: Value,
     run: fn(&Workspace, Value) -> ToolOutput,
 ) -> BoxFuture<'static, ToolOutput> {
     Box::pin(async move {
-        workspace.run(move |ws| run(ws, args)).await.unwrap_or_else(ToolOutput::error)
+        workspace.run(false, move |ws| run(ws, args)).await.unwrap_or_else(ToolOutput::error)
     })
 }
 

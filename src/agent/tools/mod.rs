@@ -301,4 +301,22 @@ mod tests {
         ws.write(&rel("made/a/b.txt"), b"made").unwrap();
         assert_eq!(std::fs::read(root.join("made/a/b.txt")).unwrap(), b"made");
     }
+
+    #[tokio::test]
+    async fn file_tool_threads_are_confined_by_the_kernel_too() {
+        let (dir, ws) = workspace();
+        assert!(crate::agent::sandbox::landlocked::supported(), "this machine has landlock");
+        let outside = dir.path().join("outside.txt");
+        let read_outside = {
+            let outside = outside.clone();
+            ws.run(false, move |_| std::fs::read_to_string(outside)).await.unwrap()
+        };
+        let denied = read_outside.unwrap_err();
+        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied, "{denied}");
+        let inside = ws.root().join("written.txt");
+        let write = move |_: &Workspace| std::fs::write(inside, "x");
+        assert!(ws.run(false, write.clone()).await.unwrap().is_err(), "read-only tools");
+        assert!(ws.run(true, write).await.unwrap().is_ok(), "write and edit");
+        assert_eq!(std::fs::read_to_string(outside).unwrap(), "outside main", "no other thread is");
+    }
 }

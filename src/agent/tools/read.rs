@@ -54,7 +54,7 @@ impl ReadTool {
             Err(e) => return ToolOutput::error(format!("Invalid arguments for read: {e}")),
         };
         let path = args.path.clone();
-        let read = self.workspace.run(move |ws| ws.read(&Workspace::relative(&path)?));
+        let read = self.workspace.run(false, move |ws| ws.read(&Workspace::relative(&path)?));
         let bytes = match read.await {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(refused)) => return ToolOutput::error(refused.message(&args.path)),

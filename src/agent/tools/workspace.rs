@@ -15,7 +15,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, FileType, OpenOptions, OpenOptionsExt};
 use nix::fcntl::OFlag;
 
-use crate::agent::sandbox::real_or_absolute;
+use crate::agent::sandbox::{landlocked, real_or_absolute};
 
 /// Why a path was not opened; [`message`](Self::message) words it for the model.
 #[derive(Debug)]
@@ -119,9 +119,12 @@ impl Workspace {
         Ok(requested.components().filter(|c| matches!(c, Component::Normal(_))).collect())
     }
 
-    /// Runs `work` (synchronous I/O) on a fresh thread.
+    /// Runs `work` on a fresh thread that landlock first confines to the workspace (read-only,
+    /// or read-write with `writable`) where the kernel has it; the handle confines every open
+    /// either way. The thread ends with the work, so no pooled thread stays restricted.
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
+        writable: bool,
         work: impl FnOnce(&Workspace) -> T + Send + 'static,
     ) -> Result<T, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -129,6 +132,12 @@ impl Workspace {
         std::thread::Builder::new()
             .name("tool".into())
             .spawn(move || {
+                if landlocked::supported()
+                    && let Err(e) = landlocked::restrict_to(&workspace.dir, writable)
+                {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
                 let _ = tx.send(Ok(work(&workspace)));
             })
             .map_err(|e| format!("tool failed: {e}"))?;

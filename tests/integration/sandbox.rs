@@ -91,6 +91,11 @@ async fn confines_bash(mode: &str, inside: bool) {
             );
         }
     }
+    // Nor can it signal the gateway: landlock's signal scope (EPERM), or a PID namespace
+    // without it (ESRCH).
+    let (error, text) = bash(&jail.gw, json!({"command": format!("kill -STOP {pid}")})).await;
+    assert!(error, "{mode}: {text}");
+    assert!(text.contains("Operation not permitted") || text.contains("No such process"), "{text}");
     let command = "cat hello.txt && echo written > new.txt && cat new.txt \
                    && echo temp > \"$TMPDIR/t\" && cat \"$TMPDIR/t\"";
     let (error, text) = bash(&jail.gw, json!({ "command": command })).await;

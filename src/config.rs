@@ -40,6 +40,8 @@ pub struct Config {
     pub anthropic_api_key: String,
     /// `readonly`, `all`, `none`, or a comma-separated list of tool names.
     pub tools: String,
+    /// The kernel sandbox of the processes tools start (bash): see [`SandboxSetting`].
+    pub tools_sandbox: SandboxSetting,
     /// The directory the workspace tools may see.
     pub workspace: PathBuf,
     /// Context window of the default model, in tokens (`[[models]]` entries have their own).
@@ -63,6 +65,18 @@ pub struct Config {
     /// The file the config was read from (tools must never read it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
+}
+
+/// `tools_sandbox`: how the processes tools start are confined. `auto` is the strongest this
+/// machine supports (bwrap, else landlock, else none, which bash refuses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxSetting {
+    #[default]
+    Auto,
+    Landlock,
+    Bwrap,
+    None,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -229,6 +243,7 @@ impl Default for Config {
             openai_api_key: String::new(),
             anthropic_api_key: String::new(),
             tools: "readonly".into(),
+            tools_sandbox: SandboxSetting::Auto,
             workspace: ".".into(),
             context_window: 128_000,
             system_prompt: String::new(),
@@ -319,6 +334,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("GATEWAY_BASE_URL", "base_url"),
     ("OPENAI_API_KEY", "openai_api_key"),
     ("ANTHROPIC_API_KEY", "anthropic_api_key"),
+    ("GATEWAY_TOOLS_SANDBOX", "tools_sandbox"),
 ];
 
 /// Where the layers come from.
@@ -743,6 +759,10 @@ mod tests {
         assert!(load(&[], &[("nope", "1")]).unwrap_err().0.contains("unknown config key: nope"));
         assert!(load(&[], &[("session.idle", "soon")]).unwrap_err().0.contains("invalid duration"));
         assert!(!load(&[("SESSION_PERSIST", "false")], &[]).unwrap().persist);
+        let sandbox = load(&[("GATEWAY_TOOLS_SANDBOX", "bwrap")], &[]).unwrap().tools_sandbox;
+        assert_eq!(sandbox, SandboxSetting::Bwrap);
+        let err = load(&[], &[("tools_sandbox", "chroot")]).unwrap_err().0;
+        assert!(err.contains("chroot") && err.contains("landlock"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod echo;
 pub mod genai_provider;
 pub mod provider;
+pub mod sandbox;
 pub mod tools;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::memory::Memory;
 use crate::session::event::EventKind;
 use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
+use sandbox::{Hidden, Sandbox, SandboxMode};
 use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
 
 const SUMMARY_SYSTEM: &str = "You summarize conversations between a user and an AI assistant \
@@ -111,6 +113,7 @@ pub struct Agent {
     max_steps: usize,
     system_prompt: String,
     workspace: Arc<Workspace>,
+    sandbox_mode: SandboxMode,
     memory: Memory,
     default_model: ModelRef,
     max_retries: u32,
@@ -171,13 +174,31 @@ impl Agent {
             let info = provider.models().remove(0);
             models.push(ModelEntry { info, provider, context_window: model.context_window });
         }
-        let mut forbidden = vec![config.data_dir.clone()];
-        forbidden.extend(config.config_file.clone());
+        // The gateway's own files: no tool may read them, not even inside the workspace.
+        let mut hidden = vec![Hidden { what: "data_dir", path: config.data_dir.clone() }];
+        hidden.extend(
+            config.config_file.iter().map(|p| Hidden { what: "config file", path: p.clone() }),
+        );
+        if !config.tls.key.is_empty() {
+            hidden.push(Hidden { what: "tls.key", path: config.tls.key.clone().into() });
+        }
+        let forbidden: Vec<_> = hidden.iter().map(|h| h.path.clone()).collect();
         let workspace = Arc::new(Workspace::new(&config.workspace, &forbidden).map_err(|e| {
             std::io::Error::new(e.kind(), format!("workspace {}: {e}", config.workspace.display()))
         })?);
-        let mut tools =
-            ToolSet::parse(&config.tools).map_err(std::io::Error::other)?.build(workspace.clone());
+        let tool_set = ToolSet::parse(&config.tools).map_err(std::io::Error::other)?;
+        let commands = tool_set.runs_commands();
+        let sandbox = Sandbox::resolve(config.tools_sandbox, commands, workspace.root(), &hidden)
+            .map_err(std::io::Error::other)?;
+        let sandbox_mode = sandbox.mode();
+        match (sandbox_mode, commands) {
+            (SandboxMode::None, true) => tracing::warn!(
+                "bash runs without a sandbox (tools_sandbox = \"none\"): it can read every file \
+                 the gateway's user can, the gateway's config file and environment included"
+            ),
+            (mode, _) => tracing::info!(mode = mode.as_str(), "tool sandbox"),
+        }
+        let mut tools = tool_set.build(workspace.clone(), Arc::new(sandbox));
         // The memory tools are always there (GATEWAY.md §6).
         tools.extend(tools::memory::tools(&memory));
         let mut system_prompt = if config.system_prompt.is_empty() {
@@ -195,6 +216,7 @@ impl Agent {
             max_steps: config.agent.max_steps,
             system_prompt,
             workspace,
+            sandbox_mode,
             memory,
             default_model: ModelRef {
                 provider: config.provider.clone(),
@@ -212,13 +234,20 @@ impl Agent {
     /// `AGENTS.md` (project instructions) when there is one. Sessions keep it until reloaded.
     pub fn session_prompt(&self) -> String {
         let mut prompt = self.system_prompt.clone();
-        if let Ok(path) = self.workspace.resolve(CONTEXT_FILE)
-            && let Ok(text) = std::fs::read_to_string(path)
+        // Opened like any tool's path: a link out of the workspace or to the gateway's files
+        // (its config file) is not followed.
+        if let Ok(bytes) = self.workspace.read(std::path::Path::new(CONTEXT_FILE))
+            && let Ok(text) = String::from_utf8(bytes)
             && !text.trim().is_empty()
         {
             prompt.push_str(&format!("\n\n# {CONTEXT_FILE}\n\n{}", text.trim()));
         }
         prompt
+    }
+
+    /// The active sandbox mode of the processes tools start.
+    pub fn sandbox_mode(&self) -> SandboxMode {
+        self.sandbox_mode
     }
 
     pub fn default_model(&self) -> &ModelRef {

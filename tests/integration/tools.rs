@@ -2,7 +2,6 @@
 //! partial output, times out, is killed with its whole process group on abort, and sees none
 //! of the gateway's secrets; the data dir stays unreadable even inside the workspace.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -66,48 +65,29 @@ async fn bash_streams_partial_output_then_its_result() {
     assert!(result_text(timed_out).contains("timed out after 1 s"), "{timed_out}");
 }
 
-/// Whether the process is gone (or a zombie nobody reaped yet: it no longer runs).
-fn gone(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
-async fn read_when_written(path: &Path) -> String {
-    within(async {
-        loop {
-            if let Ok(text) = std::fs::read_to_string(path)
-                && text.ends_with('\n')
-            {
-                return text.trim().to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn abort_during_bash_kills_its_whole_process_group() {
     let gw = Gateway::with(&[("tools", "all")]).await;
-    let command = "echo $$ > bash.pid; sleep 60 & echo $! > sleep.pid; wait";
+    // Found by command line, as the host sees them: inside a PID namespace (bwrap) `$$` would
+    // not be a host pid.
+    let sleep = format!("sleep 601.{}", gw.addr.port());
+    let command = format!("{sleep} & wait");
     let send = gw.http.post(gw.url("/sessions/k/messages"));
     let waiting = tokio::spawn(
         send.json(&json!({"text": tool_line("bash", json!({"command": command}))})).send(),
     );
-    let bash = read_when_written(&gw.workspace.join("bash.pid")).await;
-    let sleep = read_when_written(&gw.workspace.join("sleep.pid")).await;
-    assert!(!gone(&bash) && !gone(&sleep), "both run before the abort");
-    assert_eq!(gw.post("/sessions/k/abort", json!({})).await.1["ok"], true);
-    let (status, body) = read(waiting.await.unwrap().unwrap()).await;
-    assert_eq!((status, text_of(&body["error"])), (500, "aborted".into()));
+    let bash = format!("bash -c {command}");
     within(async {
-        while !(gone(&bash) && gone(&sleep)) {
+        while !(running(&bash) && running(&sleep)) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
+    assert_eq!(gw.post("/sessions/k/abort", json!({})).await.1["ok"], true);
+    let (status, body) = read(waiting.await.unwrap().unwrap()).await;
+    assert_eq!((status, text_of(&body["error"])), (500, "aborted".into()));
+    until_gone(&bash).await;
+    until_gone(&sleep).await;
     let (_, history) = gw.get("/sessions/k/history").await;
     let result = history["messages"]
         .as_array()

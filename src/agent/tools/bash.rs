@@ -1,22 +1,20 @@
-//! `bash`: runs a command in the workspace with a scrubbed environment (no API keys, no
-//! gateway settings), a timeout, partial output streamed as `tool_update`, and its whole
-//! process group killed when the command ends, times out, or the run is aborted (the tool's
-//! future is dropped then, and the guard kills the group).
+//! `bash`: runs a command in the workspace, in the [`Sandbox`] (kernel confinement and a
+//! scrubbed environment: no API keys, no gateway settings), with a timeout, partial output
+//! streamed as `tool_update`, and its whole process group killed when the command ends, times
+//! out, or the run is aborted (the tool's future is dropped then, and with it the child).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Tool, ToolContext, ToolOutput, Workspace, truncate};
+use super::{Tool, ToolContext, ToolOutput, truncate};
 use crate::agent::provider::ToolSpec;
+use crate::agent::sandbox::Sandbox;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_TIMEOUT: Duration = Duration::from_secs(600);
@@ -25,7 +23,7 @@ const UPDATE_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Bash {
     spec: ToolSpec,
-    workspace: Arc<Workspace>,
+    sandbox: Arc<Sandbox>,
 }
 
 #[derive(Deserialize)]
@@ -36,20 +34,8 @@ struct Args {
     timeout: Option<u64>,
 }
 
-/// Kills the command's process group when dropped: on abort, timeout, or after it exited
-/// (so background children do not outlive it).
-struct GroupGuard(Option<Pid>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = killpg(pid, Signal::SIGKILL);
-        }
-    }
-}
-
 impl Bash {
-    pub fn new(workspace: Arc<Workspace>) -> Self {
+    pub fn new(sandbox: Arc<Sandbox>) -> Self {
         let spec = ToolSpec {
             name: "bash".into(),
             description: "Run a bash command in the workspace directory. Returns stdout and \
@@ -61,7 +47,7 @@ impl Bash {
                 "timeout": {"type": "integer", "minimum": 1, "maximum": 600}
             }, "required": ["command"], "additionalProperties": false}),
         };
-        Self { spec, workspace }
+        Self { spec, sandbox }
     }
 
     async fn run(&self, args: Value, ctx: ToolContext<'_>) -> ToolOutput {
@@ -71,28 +57,14 @@ impl Bash {
         };
         let timeout =
             args.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
-        let root = self.workspace.root();
-        let mut command = tokio::process::Command::new("bash");
-        command
-            .arg("-c")
-            .arg(&args.command)
-            .current_dir(root)
-            // Nothing of the gateway's environment (API keys, tokens) reaches the command.
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", root)
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "dumb")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => return ToolOutput::error(format!("Cannot run bash: {e}")),
-        };
-        let _group = GroupGuard(child.id().map(|id| Pid::from_raw(id as i32)));
+        // Kills the whole process group when dropped: on abort, timeout, or after it exited
+        // (so background children do not outlive it).
+        let mut spawned =
+            match self.sandbox.command("bash").arg("-c").arg(&args.command).spawn().await {
+                Ok(spawned) => spawned,
+                Err(e) => return ToolOutput::error(format!("Cannot run bash: {e}")),
+            };
+        let child = &mut spawned.child;
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         if let Some(stdout) = child.stdout.take() {
             forward(stdout, tx.clone());

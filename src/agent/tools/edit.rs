@@ -1,6 +1,9 @@
 //! `write` and `edit`: the two tools that change files of the workspace (only with
-//! `tools = "all"` or when listed). Paths are confined like every file tool's.
+//! `tools = "all"` or when listed). Paths are confined like every file tool's: the file is
+//! opened (or created in its checked parent directory) through [`Workspace`], then read and
+//! written through that one handle.
 
+use std::io::{Read, Seek, Write as _};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -42,15 +45,15 @@ impl Write {
             Ok(args) => args,
             Err(e) => return ToolOutput::error(format!("Invalid arguments for write: {e}")),
         };
-        let path = match self.workspace.resolve_new(&args.path) {
-            Ok(path) => path,
-            Err(message) => return ToolOutput::error(message),
-        };
-        match tokio::fs::write(&path, args.content.as_bytes()).await {
-            Ok(()) => {
-                ToolOutput::text(format!("Wrote {} bytes to {}", args.content.len(), args.path))
-            }
-            Err(e) => ToolOutput::error(format!("Cannot write {}: {e}", args.path)),
+        let (path, content) = (args.path.clone(), args.content);
+        let length = content.len();
+        let written = self
+            .workspace
+            .run(true, move |ws| ws.write(&Workspace::relative(&path)?, content.as_bytes()));
+        match written.await {
+            Ok(Ok(())) => ToolOutput::text(format!("Wrote {length} bytes to {}", args.path)),
+            Ok(Err(refused)) => ToolOutput::error(refused.message(&args.path)),
+            Err(message) => ToolOutput::error(message),
         }
     }
 }
@@ -101,30 +104,38 @@ impl Edit {
         if args.old_text.is_empty() {
             return ToolOutput::error("oldText must not be empty");
         }
-        let path = match self.workspace.resolve(&args.path) {
-            Ok(path) => path,
-            Err(message) => return ToolOutput::error(message),
-        };
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => text,
-            Err(e) => return ToolOutput::error(format!("Cannot read {}: {e}", args.path)),
-        };
-        match text.matches(&args.old_text).count() {
-            0 => return ToolOutput::error(format!("oldText not found in {}", args.path)),
-            1 => {}
-            n => {
-                return ToolOutput::error(format!(
-                    "oldText occurs {n} times in {}; include more context to make it unique",
-                    args.path
-                ));
-            }
-        }
-        let updated = text.replacen(&args.old_text, &args.new_text, 1);
-        match tokio::fs::write(&path, updated).await {
-            Ok(()) => ToolOutput::text(format!("Edited {}", args.path)),
-            Err(e) => ToolOutput::error(format!("Cannot write {}: {e}", args.path)),
+        let shown = args.path.clone();
+        match self.workspace.run(true, move |ws| edit(ws, &args)).await {
+            Ok(Ok(())) => ToolOutput::text(format!("Edited {shown}")),
+            Ok(Err(message)) | Err(message) => ToolOutput::error(message),
         }
     }
+}
+
+/// Reads, replaces and writes back through one handle, so what is written is the file that
+/// was read.
+fn edit(workspace: &Workspace, args: &EditArgs) -> Result<(), String> {
+    let path = &args.path;
+    let relative = Workspace::relative(path).map_err(|r| r.message(path))?;
+    let mut file = workspace.open_file(&relative, true).map_err(|r| r.message(path))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|e| format!("Cannot read {path}: {e}"))?;
+    match text.matches(&args.old_text).count() {
+        0 => return Err(format!("oldText not found in {path}")),
+        1 => {}
+        n => {
+            return Err(format!(
+                "oldText occurs {n} times in {path}; include more context to make it unique"
+            ));
+        }
+    }
+    let updated = text.replacen(&args.old_text, &args.new_text, 1);
+    let write = |file: &mut cap_std::fs::File| -> std::io::Result<()> {
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(updated.as_bytes())
+    };
+    write(&mut file).map_err(|e| format!("Cannot write {path}: {e}"))
 }
 
 impl Tool for Edit {

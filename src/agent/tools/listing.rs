@@ -1,6 +1,8 @@
-//! `ls`, `find` and `grep`: looking around the workspace without changing it. Walks never
-//! follow symlinks and never enter the gateway's own files; results are capped.
+//! `ls`, `find` and `grep`: looking around the workspace without changing it. Every directory
+//! and file is opened through [`Workspace`] (walks included), so nothing outside it or of the
+//! gateway's own files is listed or read; results are capped.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,10 +10,12 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolContext, ToolOutput, Workspace, truncate};
+use super::{Node, Tool, ToolContext, ToolOutput, Workspace, truncate};
 use crate::agent::provider::ToolSpec;
 
 const DEFAULT_LIMIT: usize = 500;
+/// Entries a walk looks at, at most.
+const WALK_LIMIT: usize = 100_000;
 /// Files larger than this are not searched by `grep`.
 const GREP_MAX_FILE: u64 = 4 * 1024 * 1024;
 
@@ -20,34 +24,17 @@ fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, Too
         .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
 }
 
-/// The directory to start from: `path` (default the workspace root).
-fn start(workspace: &Workspace, path: Option<&str>) -> Result<PathBuf, ToolOutput> {
+/// Where to start: `path` (default the workspace root), relative to the root.
+fn start(path: Option<&str>) -> Result<PathBuf, ToolOutput> {
     match path.filter(|p| !p.is_empty() && *p != ".") {
-        Some(path) => workspace.resolve(path).map_err(ToolOutput::error),
-        None => Ok(workspace.root().to_path_buf()),
+        Some(path) => Workspace::relative(path).map_err(|r| ToolOutput::error(r.message(path))),
+        None => Ok(PathBuf::new()),
     }
 }
 
-/// Files and directories under `dir` (depth first, sorted), skipping the gateway's own files
-/// and not following symlinks; stops after `limit` entries.
-fn walk(workspace: &Workspace, dir: &Path, limit: usize, out: &mut Vec<(PathBuf, bool)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if out.len() >= limit {
-            return;
-        }
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
-        if workspace.is_forbidden(&path) || entry.file_name() == ".git" {
-            continue;
-        }
-        out.push((path.clone(), kind.is_dir()));
-        if kind.is_dir() {
-            walk(workspace, &path, limit, out);
-        }
-    }
+/// `path` for outputs ("." for the root).
+fn display(path: &Path) -> String {
+    if path.as_os_str().is_empty() { ".".into() } else { path.display().to_string() }
 }
 
 /// A glob (`*`, `?`, `**`) as a regex over the path relative to the search root; a pattern
@@ -110,26 +97,28 @@ fn ls(workspace: &Workspace, args: Value) -> ToolOutput {
         Ok(args) => args,
         Err(e) => return e,
     };
-    let dir = match start(workspace, args.path.as_deref()) {
+    let dir = match start(args.path.as_deref()) {
         Ok(dir) => dir,
         Err(e) => return e,
     };
-    let entries = match std::fs::read_dir(&dir) {
+    let shown = display(&dir);
+    let entries =
+        workspace.open_dir(&dir).map_err(|r| r.message(&shown)).and_then(|(dir, real)| {
+            workspace.list(&dir, &real).map_err(|e| format!("Cannot list {shown}: {e}"))
+        });
+    let entries = match entries {
         Ok(entries) => entries,
-        Err(e) => {
-            return ToolOutput::error(format!("Cannot list {}: {e}", workspace.display(&dir)));
-        }
+        Err(message) => return ToolOutput::error(message),
     };
     let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| !workspace.is_forbidden(&e.path()))
-        .map(|e| {
-            let suffix = match e.file_type() {
-                Ok(t) if t.is_dir() => "/",
-                Ok(t) if t.is_symlink() => "@",
+        .into_iter()
+        .map(|(name, kind)| {
+            let suffix = match kind {
+                t if t.is_dir() => "/",
+                t if t.is_symlink() => "@",
                 _ => "",
             };
-            format!("{}{suffix}", e.file_name().to_string_lossy())
+            format!("{}{suffix}", name.to_string_lossy())
         })
         .collect();
     names.sort();
@@ -153,16 +142,14 @@ impl Tool for Ls {
     }
 }
 
-/// Runs a file-walking tool on the blocking pool (it does synchronous I/O).
+/// Runs a read-only file tool on its own confined thread (it does synchronous I/O).
 fn blocking(
     workspace: Arc<Workspace>,
     args: Value,
     run: fn(&Workspace, Value) -> ToolOutput,
 ) -> BoxFuture<'static, ToolOutput> {
     Box::pin(async move {
-        tokio::task::spawn_blocking(move || run(&workspace, args))
-            .await
-            .unwrap_or_else(|e| ToolOutput::error(format!("tool failed: {e}")))
+        workspace.run(false, move |ws| run(ws, args)).await.unwrap_or_else(ToolOutput::error)
     })
 }
 
@@ -199,7 +186,7 @@ fn find(workspace: &Workspace, args: Value) -> ToolOutput {
         Ok(args) => args,
         Err(e) => return e,
     };
-    let root = match start(workspace, args.path.as_deref()) {
+    let root = match start(args.path.as_deref()) {
         Ok(root) => root,
         Err(e) => return e,
     };
@@ -209,11 +196,14 @@ fn find(workspace: &Workspace, args: Value) -> ToolOutput {
     };
     let by_name = !args.pattern.contains('/');
     let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
-    let mut entries = Vec::new();
-    walk(workspace, &root, 100_000, &mut entries);
+    let entries = match workspace.walk(&root, WALK_LIMIT) {
+        Ok(entries) => entries,
+        Err(refused) => return ToolOutput::error(refused.message(&display(&root))),
+    };
     let found: Vec<String> = entries
         .iter()
-        .filter(|(path, _)| {
+        .filter(|entry| {
+            let path = &entry.path;
             let relative = path.strip_prefix(&root).unwrap_or(path).to_string_lossy().to_string();
             let subject = if by_name {
                 path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
@@ -222,7 +212,7 @@ fn find(workspace: &Workspace, args: Value) -> ToolOutput {
             };
             regex.is_match(&subject)
         })
-        .map(|(path, dir)| format!("{}{}", workspace.display(path), if *dir { "/" } else { "" }))
+        .map(|entry| format!("{}{}", entry.path.display(), if entry.dir { "/" } else { "" }))
         .take(limit)
         .collect();
     if found.is_empty() {
@@ -281,7 +271,7 @@ fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
         Ok(args) => args,
         Err(e) => return e,
     };
-    let root = match start(workspace, args.path.as_deref()) {
+    let root = match start(args.path.as_deref()) {
         Ok(root) => root,
         Err(e) => return e,
     };
@@ -301,12 +291,13 @@ fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
         Ok(names) => names,
         Err(e) => return ToolOutput::error(e),
     };
-    let files: Vec<PathBuf> = if root.is_file() {
-        vec![root.clone()]
-    } else {
-        let mut entries = Vec::new();
-        walk(workspace, &root, 100_000, &mut entries);
-        entries.into_iter().filter(|(_, dir)| !dir).map(|(p, _)| p).collect()
+    let files: Vec<PathBuf> = match workspace.open(&root) {
+        Ok((Node::File(_), _)) => vec![root.clone()],
+        Ok((Node::Dir(_), _)) => match workspace.walk(&root, WALK_LIMIT) {
+            Ok(entries) => entries.into_iter().filter(|e| !e.dir).map(|e| e.path).collect(),
+            Err(refused) => return ToolOutput::error(refused.message(&display(&root))),
+        },
+        Err(refused) => return ToolOutput::error(refused.message(&display(&root))),
     };
     let limit = args.limit.unwrap_or(200);
     let mut matches = Vec::new();
@@ -315,10 +306,15 @@ fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
         if names.as_ref().is_some_and(|n| !n.is_match(&name)) {
             continue;
         }
-        if std::fs::metadata(&file).map(|m| m.len() > GREP_MAX_FILE).unwrap_or(true) {
+        // Opened again like any path: a file swapped for a link since the walk is refused.
+        let Ok(mut opened) = workspace.open_file(&file, false) else { continue };
+        if opened.metadata().map(|m| m.len() > GREP_MAX_FILE).unwrap_or(true) {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&file) else { continue };
+        let mut bytes = Vec::new();
+        if opened.read_to_end(&mut bytes).is_err() {
+            continue;
+        }
         if bytes.contains(&0) {
             continue; // binary
         }
@@ -326,7 +322,7 @@ fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
         for (number, line) in text.lines().enumerate() {
             if regex.is_match(line) {
                 let line: String = line.chars().take(300).collect();
-                matches.push(format!("{}:{}: {line}", workspace.display(&file), number + 1));
+                matches.push(format!("{}:{}: {line}", file.display(), number + 1));
                 if matches.len() >= limit {
                     matches.push(format!("[stopped after {limit} matches; raise limit]"));
                     break 'files;

@@ -1,13 +1,13 @@
-//! The tool trait, the configured tool set, and workspace confinement shared by every tool
-//! that touches files.
+//! The tool trait and the configured tool set. Confinement lives beside them: every file tool
+//! opens through [`Workspace`], every process a tool starts runs in the [`Sandbox`].
 
 mod bash;
 mod edit;
 mod listing;
 pub mod memory;
 mod read;
+mod workspace;
 
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::provider::ToolSpec;
+use super::sandbox::Sandbox;
+pub use workspace::{Entry, Node, Refused, Workspace};
 
 /// A tool's answer: `result` is JSON (`{"content":[{"type":"text","text":...}]}` for text, as pi
 /// tools answer), `is_error` marks a failure the model should see.
@@ -114,7 +116,12 @@ impl ToolSet {
         Ok(Self(names))
     }
 
-    pub fn build(&self, workspace: Arc<Workspace>) -> Vec<Arc<dyn Tool>> {
+    /// Whether a tool of the set starts processes (and so needs the sandbox).
+    pub fn runs_commands(&self) -> bool {
+        self.0.iter().any(|name| name == "bash")
+    }
+
+    pub fn build(&self, workspace: Arc<Workspace>, sandbox: Arc<Sandbox>) -> Vec<Arc<dyn Tool>> {
         self.0
             .iter()
             .map(|name| -> Arc<dyn Tool> {
@@ -126,117 +133,22 @@ impl ToolSet {
                     "grep" => Arc::new(listing::Grep::new(ws)),
                     "write" => Arc::new(edit::Write::new(ws)),
                     "edit" => Arc::new(edit::Edit::new(ws)),
-                    _ => Arc::new(bash::Bash::new(ws)),
+                    _ => Arc::new(bash::Bash::new(sandbox.clone())),
                 }
             })
             .collect()
     }
 }
 
-/// The directory tools may see, minus what they must never read (the data dir, the config file).
-#[derive(Debug)]
-pub struct Workspace {
-    root: PathBuf,
-    forbidden: Vec<PathBuf>,
-}
-
-impl Workspace {
-    /// `forbidden` paths need not exist; those that do are compared by their canonical form.
-    pub fn new(root: &Path, forbidden: &[PathBuf]) -> std::io::Result<Self> {
-        let root = root.canonicalize()?;
-        let forbidden = forbidden.iter().filter_map(|p| p.canonicalize().ok()).collect();
-        Ok(Self { root, forbidden })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// A canonical path that belongs to the gateway (data dir, config file).
-    pub fn is_forbidden(&self, canonical: &Path) -> bool {
-        self.forbidden.iter().any(|f| canonical.starts_with(f))
-    }
-
-    /// `path` relative to the workspace root, for outputs.
-    pub fn display(&self, path: &Path) -> String {
-        let relative = path.strip_prefix(&self.root).unwrap_or(path).display().to_string();
-        if relative.is_empty() { ".".into() } else { relative }
-    }
-
-    fn check_syntax(path: &str) -> Result<&Path, String> {
-        let requested = Path::new(path);
-        if path.is_empty() {
-            return Err("Missing path".into());
-        }
-        if requested.is_absolute() || path.starts_with('~') {
-            return Err(format!("Path must be relative to the workspace: {path}"));
-        }
-        if requested.components().any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
-        {
-            return Err(format!("Path escapes the workspace: {path}"));
-        }
-        Ok(requested)
-    }
-
-    /// A path to write: its nearest existing ancestor must resolve inside the workspace, and
-    /// an existing target (or symlink) must too. Missing parent directories are created.
-    pub fn resolve_new(&self, path: &str) -> Result<PathBuf, String> {
-        let requested = Self::check_syntax(path)?;
-        let joined = self.root.join(requested);
-        if joined.symlink_metadata().is_ok() {
-            return self.resolve(path);
-        }
-        let mut existing = joined.parent();
-        while let Some(dir) = existing {
-            if dir.exists() {
-                break;
-            }
-            existing = dir.parent();
-        }
-        let base = existing
-            .unwrap_or(&self.root)
-            .canonicalize()
-            .map_err(|e| format!("Cannot open {path}: {e}"))?;
-        if !base.starts_with(&self.root) {
-            return Err(format!("Path escapes the workspace: {path}"));
-        }
-        if self.is_forbidden(&base) {
-            return Err(format!("Access denied: {path} belongs to the gateway"));
-        }
-        let rest = joined.strip_prefix(existing.unwrap_or(&self.root)).unwrap_or(requested);
-        let target = base.join(rest);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("Cannot create {path}: {e}"))?;
-        }
-        Ok(target)
-    }
-
-    /// Resolves a path given by the model: relative, no `..`, and after following symlinks
-    /// still inside the workspace and outside the gateway's own files.
-    pub fn resolve(&self, path: &str) -> Result<PathBuf, String> {
-        let requested = Self::check_syntax(path)?;
-        let joined = self.root.join(requested);
-        let canonical = joined.canonicalize().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("File not found: {path}"),
-            _ => format!("Cannot open {path}: {e}"),
-        })?;
-        if !canonical.starts_with(&self.root) {
-            return Err(format!("Path escapes the workspace: {path}"));
-        }
-        if self.forbidden.iter().any(|f| canonical.starts_with(f)) {
-            return Err(format!("Access denied: {path} belongs to the gateway"));
-        }
-        Ok(canonical)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::sandbox::SandboxMode;
 
     /// Calls a tool by name over a workspace, as the agent does.
     async fn call(ws: &Arc<Workspace>, name: &str, args: Value) -> ToolOutput {
-        let tools = ToolSet::parse("all").unwrap().build(ws.clone());
+        let sandbox = Sandbox::new(SandboxMode::None, ws.root(), Vec::new());
+        let tools = ToolSet::parse("all").unwrap().build(ws.clone(), Arc::new(sandbox));
         let tool = tools.iter().find(|t| t.spec().name == name).unwrap();
         let cancel = CancellationToken::new();
         tool.call(
@@ -357,22 +269,65 @@ mod tests {
     }
 
     #[test]
-    fn confinement() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws_root = dir.path().join("ws");
-        std::fs::create_dir_all(ws_root.join("data")).unwrap();
-        std::fs::write(ws_root.join("ok.txt"), "hi").unwrap();
-        std::fs::write(ws_root.join("data/secret"), "no").unwrap();
-        std::fs::write(dir.path().join("outside.txt"), "no").unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(dir.path().join("outside.txt"), ws_root.join("link")).unwrap();
-        let ws = Workspace::new(&ws_root, &[ws_root.join("data")]).unwrap();
-        assert!(ws.resolve("ok.txt").is_ok());
-        assert!(ws.resolve("../outside.txt").unwrap_err().contains("escapes"));
-        assert!(ws.resolve("/etc/passwd").unwrap_err().contains("relative"));
-        assert!(ws.resolve("data/secret").unwrap_err().contains("Access denied"));
-        assert!(ws.resolve("missing.txt").unwrap_err().contains("not found"));
-        #[cfg(unix)]
-        assert!(ws.resolve("link").unwrap_err().contains("escapes"));
+    fn the_workspace_opens_only_what_lies_beneath_it() {
+        use std::os::unix::fs::symlink;
+        use std::path::Path;
+        let (dir, ws) = workspace();
+        let root = ws.root().to_path_buf();
+        let rel = |p: &str| Workspace::relative(p).unwrap();
+        assert!(matches!(Workspace::relative("../x"), Err(Refused::Escapes)));
+        assert!(
+            Workspace::relative("/etc/passwd")
+                .unwrap_err()
+                .message("/etc/passwd")
+                .contains("relative")
+        );
+        assert_eq!(rel("./src/./main.rs"), Path::new("src/main.rs"));
+        symlink(root.join("notes.txt"), root.join("abs")).unwrap();
+        symlink(dir.path().join("gone"), root.join("dangling")).unwrap();
+        symlink(".data/gateway.db", root.join("db")).unwrap();
+        assert_eq!(
+            ws.read(&rel("abs")).unwrap(),
+            b"Alpha\nbeta\nALPHA again\n",
+            "absolute, inside"
+        );
+        assert!(matches!(ws.read(&rel("dangling")), Err(Refused::NotFound)));
+        assert!(matches!(ws.read(&rel("db")), Err(Refused::Gateway)));
+        assert!(matches!(ws.read(&rel("escape/outside.txt")), Err(Refused::Escapes)));
+        // A FIFO neither blocks a read nor a walk.
+        nix::unistd::mkfifo(&root.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(matches!(ws.read(&rel("pipe")), Err(Refused::NotAFile)));
+        assert!(ws.write(&rel("pipe"), b"x").is_err());
+        let walked: Vec<_> =
+            ws.walk(Path::new(""), 100).unwrap().into_iter().map(|e| e.path).collect();
+        assert!(
+            !walked.iter().any(|p| p.ends_with("pipe") || p.starts_with(".data")),
+            "{walked:?}"
+        );
+        assert!(walked.contains(&rel("abs")) && walked.contains(&rel("src/deep/lib.rs")));
+        // Directories are made one checked name at a time, never through a link.
+        symlink(".data", root.join("data-link")).unwrap();
+        assert!(matches!(ws.write(&rel("data-link/new/x"), b"x"), Err(Refused::Gateway)));
+        assert!(!root.join(".data/new").exists());
+        ws.write(&rel("made/a/b.txt"), b"made").unwrap();
+        assert_eq!(std::fs::read(root.join("made/a/b.txt")).unwrap(), b"made");
+    }
+
+    #[tokio::test]
+    async fn file_tool_threads_are_confined_by_the_kernel_too() {
+        let (dir, ws) = workspace();
+        assert!(crate::agent::sandbox::landlocked::supported(), "this machine has landlock");
+        let outside = dir.path().join("outside.txt");
+        let read_outside = {
+            let outside = outside.clone();
+            ws.run(false, move |_| std::fs::read_to_string(outside)).await.unwrap()
+        };
+        let denied = read_outside.unwrap_err();
+        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied, "{denied}");
+        let inside = ws.root().join("written.txt");
+        let write = move |_: &Workspace| std::fs::write(inside, "x");
+        assert!(ws.run(false, write.clone()).await.unwrap().is_err(), "read-only tools");
+        assert!(ws.run(true, write).await.unwrap().is_ok(), "write and edit");
+        assert_eq!(std::fs::read_to_string(outside).unwrap(), "outside main", "no other thread is");
     }
 }

@@ -53,13 +53,12 @@ impl ReadTool {
             Ok(args) => args,
             Err(e) => return ToolOutput::error(format!("Invalid arguments for read: {e}")),
         };
-        let path = match self.workspace.resolve(&args.path) {
-            Ok(path) => path,
+        let path = args.path.clone();
+        let read = self.workspace.run(false, move |ws| ws.read(&Workspace::relative(&path)?));
+        let bytes = match read.await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(refused)) => return ToolOutput::error(refused.message(&args.path)),
             Err(message) => return ToolOutput::error(message),
-        };
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(bytes) => bytes,
-            Err(e) => return ToolOutput::error(format!("Cannot read {}: {e}", args.path)),
         };
         let text = String::from_utf8_lossy(&bytes);
         let text = match (args.offset, args.limit) {

@@ -336,6 +336,26 @@ pub fn text_of(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
+/// Whether a process of this machine runs with exactly this command line (arguments joined by
+/// spaces); a zombie has none, so it no longer counts.
+pub fn running(cmdline: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(Result::ok).any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|line| String::from_utf8_lossy(&line).replace('\0', " ").trim() == cmdline)
+    })
+}
+
+/// Waits until no process runs with this command line.
+pub async fn until_gone(cmdline: &str) {
+    within(async {
+        while running(cmdline) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 /// `count` words, for replies long enough to abort or steer in the middle of.
 pub fn words(count: usize) -> String {
     (0..count).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")

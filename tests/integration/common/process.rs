@@ -14,6 +14,8 @@ use super::WAIT;
 pub struct Process {
     child: Option<Child>,
     pub addr: String,
+    /// What it logged until it listened.
+    pub startup: Vec<String>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -47,11 +49,16 @@ impl Process {
                 let _ = tx.send(line);
             }
         });
-        let mut process = Self { child: Some(child), addr: String::new(), lines };
-        let line = process.wait_for_line("addr=");
-        let rest = line.split("addr=").nth(1).unwrap();
-        process.addr = rest.split_whitespace().next().unwrap().to_string();
-        process
+        let mut process =
+            Self { child: Some(child), addr: String::new(), startup: Vec::new(), lines };
+        loop {
+            let line = process.wait_for_line("");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                process.addr = rest.split_whitespace().next().unwrap().to_string();
+                return process;
+            }
+            process.startup.push(line);
+        }
     }
 
     /// Runs the gateway to its exit (for start-up failures).
@@ -70,6 +77,11 @@ impl Process {
                 return line;
             }
         }
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use agent_gateway::app::AppState;
 use agent_gateway::config::{Config, Sources};
+use agent_gateway::domain::{Event, EventKind};
+use agent_gateway::domain::{Snapshot, ThinkingLevel, Usage};
 use agent_gateway::grpc::convert;
-use agent_gateway::session::event::{Event, EventKind};
 use agent_gateway::session::log::EventLog;
-use agent_gateway::session::model::{Snapshot, ThinkingLevel, Usage};
 use axum::body::Body;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

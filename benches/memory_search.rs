@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use agent_gateway::domain::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use agent_gateway::memory::{Access, Memory, Remember};
-use agent_gateway::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use agent_gateway::store::{Op, SessionRecord, SqliteStore, Store};
 
 /// Words of a 5,000-word vocabulary, drawn log-uniformly (a few common words, a long tail,

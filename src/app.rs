@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminApi, Channels};
 use crate::agent::Agent;
 use crate::auth::Auth;
-use crate::commands::Chat;
 use crate::config::Config;
-use crate::memory::{Memory, MemoryApi};
+use crate::memory::Memory;
+use crate::service::ChatService;
+use crate::service::MemoryService;
+use crate::service::{AdminService, Channels};
 use crate::session::SessionManager;
 use crate::store::{SqliteStore, Store};
 use crate::telemetry::Metrics;
@@ -22,10 +23,10 @@ pub const STORE_FILE: &str = "gateway.db";
 pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: SessionManager,
-    pub memory: MemoryApi,
+    pub memory: MemoryService,
     /// Sending calls and slash commands, for every transport.
-    pub chat: Chat,
-    pub admin: AdminApi,
+    pub chat: ChatService,
+    pub admin: AdminService,
     pub metrics: Metrics,
     pub auth: Auth,
     /// TLS on the port, when `tls.cert` and `tls.key` are set.
@@ -68,9 +69,10 @@ impl AppState {
         .await
         .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
         let auth = Auth::from_config(&config);
-        let memory = MemoryApi::new(memory, sessions.clone());
-        let chat = Chat::new(sessions.clone(), memory.clone());
-        let admin = AdminApi::new(sessions.clone(), metrics.clone(), Channels::default(), sandbox);
+        let memory = MemoryService::new(memory, sessions.clone());
+        let chat = ChatService::new(sessions.clone(), memory.clone());
+        let admin =
+            AdminService::new(sessions.clone(), metrics.clone(), Channels::default(), sandbox);
         Ok(Self { config, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
     }
 

@@ -444,8 +444,8 @@ impl Config {
         {
             return err(format!("cors_origin is not a valid origin: {}", self.cors_origin));
         }
-        crate::agent::tools::ToolSet::parse(&self.tools).map_err(ConfigError)?;
-        crate::agent::validate_provider(self).map_err(ConfigError)?;
+        crate::domain::ToolSet::parse(&self.tools).map_err(ConfigError)?;
+        validate_provider(self).map_err(ConfigError)?;
         let mut names = std::collections::HashSet::new();
         for (index, token) in self.tokens.iter().enumerate() {
             if token.name.is_empty()
@@ -467,7 +467,8 @@ impl Config {
             {
                 return err(format!("tokens[{index}].token is used twice"));
             }
-            if let Some(bad) = token.scopes.iter().find(|s| crate::auth::Scope::parse(s).is_none())
+            if let Some(bad) =
+                token.scopes.iter().find(|s| crate::domain::Scope::parse(s).is_none())
             {
                 return err(format!(
                     "tokens[{index}].scopes: unknown scope {bad:?} (use chat, sessions, memory, admin)"
@@ -716,6 +717,16 @@ mod duration_str {
         humantime::parse_duration(text.trim()).map_err(|e| {
             serde::de::Error::custom(format!("invalid duration {text:?} ({e}); use e.g. 15s, 60m"))
         })
+    }
+}
+
+/// The provider setting names one of the three the gateway speaks.
+fn validate_provider(config: &Config) -> Result<(), String> {
+    match config.provider.as_str() {
+        "echo" if config.model_id() == "echo" => Ok(()),
+        "echo" => Err(format!("model {:?} is not an echo model (use \"echo\")", config.model)),
+        "openai" | "anthropic" => Ok(()),
+        other => Err(format!("unknown provider {other:?} (echo, openai, anthropic)")),
     }
 }
 

@@ -26,19 +26,19 @@
 //! - [`proto`]: generated types and the reflection descriptor set.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod agent;
 pub mod allocator;
 pub mod app;
 pub mod auth;
-pub mod commands;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod memory;
 pub mod proto;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod telemetry;

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::provider::{
     ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream,
 };
-use crate::session::model::{HistoryMessage, Part, Role, Usage};
+use crate::domain::{HistoryMessage, Part, Role, Usage};
 
 pub struct EchoProvider {
     token_delay: Duration,

@@ -23,7 +23,7 @@ use super::provider::{
     ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream,
 };
 use crate::config::ModelConfig;
-use crate::session::model::{Part, Role, ThinkingLevel, Usage};
+use crate::domain::{Part, Role, ThinkingLevel, Usage};
 
 pub struct GenaiProvider {
     name: String,

@@ -19,12 +19,15 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ModelConfig};
+use crate::domain::EventKind;
+use crate::domain::ToolSet;
+use crate::domain::{
+    HistoryMessage, ModelRef, Part, Role, RunEnd, RunStatus, ThinkingLevel, Usage,
+};
 use crate::memory::Memory;
-use crate::session::event::EventKind;
-use crate::session::model::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
 use sandbox::{Hidden, Sandbox, SandboxMode};
-use tools::{Tool, ToolContext, ToolOutput, ToolSet, Workspace};
+use tools::{Tool, ToolContext, ToolOutput, Workspace};
 
 const SUMMARY_SYSTEM: &str = "You summarize conversations between a user and an AI assistant \
 so that the assistant can continue them without the full transcript.";
@@ -83,21 +86,6 @@ pub trait RunHost: Send + Sync {
     fn interrupted(&self) -> Option<(String, String)>;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunStatus {
-    Completed,
-    Failed { error: String, code: String },
-    Aborted,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunEnd {
-    pub status: RunStatus,
-    /// The last assistant text of the run.
-    pub response: String,
-    pub usage: Usage,
-}
-
 /// A model of the registry and the provider that serves it.
 struct ModelEntry {
     info: ModelInfo,
@@ -121,16 +109,6 @@ pub struct Agent {
     retry_max_delay: Duration,
     call_timeout: Duration,
     compact_at_percent: u64,
-}
-
-/// Checks the provider settings at start-up.
-pub fn validate_provider(config: &Config) -> Result<(), String> {
-    match config.provider.as_str() {
-        "echo" if config.model_id() == "echo" => Ok(()),
-        "echo" => Err(format!("model {:?} is not an echo model (use \"echo\")", config.model)),
-        "openai" | "anthropic" => Ok(()),
-        other => Err(format!("unknown provider {other:?} (echo, openai, anthropic)")),
-    }
 }
 
 impl Agent {
@@ -198,7 +176,7 @@ impl Agent {
             ),
             (mode, _) => tracing::info!(mode = mode.as_str(), "tool sandbox"),
         }
-        let mut tools = tool_set.build(workspace.clone(), Arc::new(sandbox));
+        let mut tools = tools::build(&tool_set, workspace.clone(), Arc::new(sandbox));
         // The memory tools are always there (GATEWAY.md §6).
         tools.extend(tools::memory::tools(&memory));
         let mut system_prompt = if config.system_prompt.is_empty() {

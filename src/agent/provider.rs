@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 
-use crate::session::model::{HistoryMessage, ThinkingLevel, Usage};
+use crate::domain::{HistoryMessage, ThinkingLevel, Usage};
 
 /// A tool as the model sees it.
 #[derive(Clone, Debug, PartialEq)]

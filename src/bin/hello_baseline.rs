@@ -9,10 +9,10 @@
 
 use std::pin::Pin;
 
+use agent_gateway::domain::{Snapshot, ThinkingLevel, Usage, now_ms};
 use agent_gateway::grpc::convert;
 use agent_gateway::proto as pb;
 use agent_gateway::proto::sessions_server::{Sessions, SessionsServer};
-use agent_gateway::session::model::{Snapshot, ThinkingLevel, Usage, now_ms};
 use axum::routing::get;
 use bytes::Bytes;
 use clap::Parser;

@@ -8,10 +8,10 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::guard::caller;
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::{Image, SendRequest, StreamingBehavior};
 use crate::error::GatewayError;
 use crate::proto as pb;
-use crate::session::model::{Image, SendRequest, StreamingBehavior};
 use crate::session::stream::RunItem;
 
 pub struct ChatApi {
@@ -36,7 +36,7 @@ fn send_request(
         Err(_) => return Err(GatewayError::invalid("Invalid streaming_behavior")),
     };
     Ok(SendRequest {
-        source: crate::session::model::Source::Grpc,
+        source: crate::domain::Source::Grpc,
         session_key: request.session_key,
         text: request.text,
         images: request
@@ -104,7 +104,7 @@ impl pb::chat_server::Chat for ChatApi {
         let accepted = self
             .state
             .sessions
-            .steer(&caller, &request.session_key, request.text, crate::session::model::Source::Grpc)
+            .steer(&caller, &request.session_key, request.text, crate::domain::Source::Grpc)
             .await?;
         Ok(Response::new(pb::SteerResponse {
             mode: convert::steer_mode(accepted.mode),

@@ -3,10 +3,10 @@
 use prost_types::value::Kind;
 use serde_json::Value;
 
+use crate::domain::*;
+use crate::domain::{Event, EventKind};
 use crate::error::GatewayError;
 use crate::proto as pb;
-use crate::session::event::{Event, EventKind};
-use crate::session::model::*;
 
 pub fn json(value: &Value) -> prost_types::Value {
     let kind = match value {

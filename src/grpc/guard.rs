@@ -12,7 +12,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::Service;
 
-use crate::auth::{Auth, Caller, Scope};
+use crate::auth::Auth;
+use crate::domain::{Caller, Scope};
 
 /// The scope a method needs (`None`: any valid token). The same grouping as the HTTP routes.
 pub fn scope(path: &str) -> Option<Scope> {

@@ -4,10 +4,10 @@ use tonic::{Request, Response, Status};
 
 use super::guard::caller;
 use crate::app::AppState;
+use crate::domain::{MemoryRecord, SearchHit};
 use crate::error::GatewayError;
 use crate::memory::{MemoryStatus, Remember};
 use crate::proto as pb;
-use crate::store::{MemoryRecord, SearchHit};
 
 pub struct MemoryApi {
     state: AppState,

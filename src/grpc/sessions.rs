@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::guard::caller;
 use crate::app::AppState;
+use crate::domain::{CreateRequest, ModelRef};
 use crate::proto as pb;
-use crate::session::model::{CreateRequest, ModelRef};
 
 pub struct SessionsApi {
     state: AppState,

@@ -23,9 +23,9 @@ use tower::Service;
 use super::convert;
 use super::sessions::SessionsApi;
 use crate::app::AppState;
+use crate::domain::Event;
 use crate::proto as pb;
 use crate::proto::sessions_server::SessionsServer;
-use crate::session::event::Event;
 
 const SUBSCRIBE: &str = "/agentgateway.v1.Sessions/Subscribe";
 
@@ -136,7 +136,7 @@ impl Encoder for BytesEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::event::EventKind;
+    use crate::domain::EventKind;
 
     #[test]
     fn an_event_is_encoded_once_and_the_bytes_are_shared() {

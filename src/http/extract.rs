@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::{Image, StreamingBehavior};
 use crate::error::GatewayError;
-use crate::session::model::{Image, StreamingBehavior};
 
 /// A JSON object body, at most `http.max_body` bytes. An empty body is `{}` (as the seeds
 /// read it); malformed JSON is 400 `Invalid JSON body`; a wrong field type is 400 naming it.

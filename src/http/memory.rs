@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::extract::JsonBody;
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
 use crate::error::GatewayError;
 use crate::memory::Remember;
 

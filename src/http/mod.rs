@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
-use crate::auth::{Caller, Scope};
+use crate::domain::{Caller, Scope};
 use crate::error::{ErrorCode, GatewayError};
 
 /// Who calls (401 without a valid token), for every route but the public ones (see

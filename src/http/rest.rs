@@ -13,11 +13,9 @@ use super::extract::{
     ImageJson, JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text,
 };
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::{HistoryMessage, ModelRef, RunOutcome, SendRequest, Snapshot, ThinkingLevel};
 use crate::error::{ErrorCode, GatewayError};
-use crate::session::model::{
-    HistoryMessage, ModelRef, RunOutcome, SendRequest, Snapshot, ThinkingLevel,
-};
 
 type Answer = Result<Response, GatewayError>;
 
@@ -134,7 +132,7 @@ pub async fn send_message(
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Answer {
     let request = SendRequest {
-        source: crate::session::model::Source::Rest,
+        source: crate::domain::Source::Rest,
         session_key: key,
         text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,
@@ -165,7 +163,7 @@ pub async fn steer(
 ) -> Answer {
     let text =
         user_text(&body).ok_or_else(|| GatewayError::invalid("Missing user message text"))?;
-    match state.sessions.steer(&caller, &key, text, crate::session::model::Source::Rest).await {
+    match state.sessions.steer(&caller, &key, text, crate::domain::Source::Rest).await {
         Ok(accepted) => {
             Ok(Json(json!({ "ok": true, "mode": accepted.mode, "sessionKey": key }))
                 .into_response())

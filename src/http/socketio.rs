@@ -18,13 +18,13 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::DisconnectReason;
 
-use crate::admin::ChannelStatus;
 use crate::app::AppState;
-use crate::auth::{Caller, Scope};
-use crate::commands::{self, CommandResult};
+use crate::domain::EventKind;
+use crate::domain::{Caller, Scope};
+use crate::domain::{ModelRef, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
 use crate::error::GatewayError;
-use crate::session::event::EventKind;
-use crate::session::model::{ModelRef, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
+use crate::service::admin::ChannelStatus;
+use crate::service::chat::{self as commands, CommandResult};
 use crate::session::stream::RunItem;
 use crate::session::validate_key;
 
@@ -93,7 +93,7 @@ fn seen(state: &AppState, socket: &SocketRef) {
         id: channel_id(socket),
         name,
         connected: true,
-        last_active_at: Some(crate::session::model::now_ms()),
+        last_active_at: Some(crate::domain::now_ms()),
         error: None,
     };
     state.admin.channels.client(&channel_id(socket), Some(status));
@@ -213,7 +213,7 @@ async fn relay_message(
     }
     let snapshot = state.sessions.get(&caller, conversation_id).await?;
     let request = SendRequest {
-        source: crate::session::model::Source::Socketio,
+        source: crate::domain::Source::Socketio,
         session_key: conversation_id.to_string(),
         text: content.to_string(),
         images: Vec::new(),

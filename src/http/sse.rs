@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Version, header};
 
 use super::extract::KeyPath;
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
 use crate::error::GatewayError;
 use crate::session::stream::EventStream;
 

@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use super::extract::{ImageJson, JsonBody, PathParams, decode_images, streaming_behavior};
 use super::sse::{named_frame, resume_point, stream_response};
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::EventKind;
+use crate::domain::{CreateRequest, SendRequest, Snapshot};
 use crate::error::GatewayError;
-use crate::session::event::EventKind;
-use crate::session::model::{CreateRequest, SendRequest, Snapshot};
 use crate::session::stream::{RunItem, RunStream};
 use crate::session::{SessionManager, validate_key};
 
@@ -157,7 +157,7 @@ fn chat_request(
         Some(value) => streaming_behavior(Some(value.as_str().unwrap_or("invalid")))?,
     };
     Ok(SendRequest {
-        source: crate::session::model::Source::V1,
+        source: crate::domain::Source::V1,
         session_key: conversation.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         text: message.to_string(),
         images: decode_images(images)?,

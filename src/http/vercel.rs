@@ -16,10 +16,10 @@ use super::extract::{JsonBody, KeyPath, PathParams, decode_images, streaming_beh
 use super::rest::idempotency_key;
 use super::sse::{resume_point, stream_response};
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::EventKind;
+use crate::domain::{Image, SendRequest};
 use crate::error::GatewayError;
-use crate::session::event::EventKind;
-use crate::session::model::{Image, SendRequest};
 use crate::session::stream::{RunItem, RunStream};
 
 pub async fn chat(
@@ -42,7 +42,7 @@ pub async fn chat(
     let behavior = streaming_behavior(body.get("streamingBehavior").and_then(Value::as_str))?;
     let from_body = body.get("idempotencyKey").and_then(Value::as_str).map(str::to_string);
     let request = SendRequest {
-        source: crate::session::model::Source::Vercel,
+        source: crate::domain::Source::Vercel,
         session_key: key,
         text,
         images,

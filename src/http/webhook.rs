@@ -17,9 +17,9 @@ use super::extract::{ImageJson, PathParams, SignedJson, decode_images};
 use super::rest::{idempotency_key, send_and_wait};
 use crate::app::AppState;
 use crate::auth::secrets_match;
-use crate::auth::{Caller, Scope};
+use crate::domain::{Caller, Scope};
+use crate::domain::{SendRequest, StreamingBehavior, now_ms};
 use crate::error::{ErrorCode, GatewayError};
-use crate::session::model::{SendRequest, StreamingBehavior, now_ms};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let base = &state.config.webhook.base_path;
@@ -144,7 +144,7 @@ async fn handle(
         format!("webhook:{route}:{}", body.sender.as_deref().unwrap_or("default"))
     });
     let request = SendRequest {
-        source: crate::session::model::Source::Webhook,
+        source: crate::domain::Source::Webhook,
         session_key,
         text: body.text.unwrap_or_default(),
         images: decode_images(body.images)?,

@@ -3,16 +3,13 @@
 //! agent's memory tools alike. Namespaces are plain names; a session's namespace is chosen
 //! when it is created (default `default`).
 
-mod api;
-
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::domain::{MemoryRecord, NewMemory, SearchHit};
 use crate::error::{GatewayError, Result};
-use crate::store::{MemoryRecord, NewMemory, SearchHit, Store};
-
-pub use api::MemoryApi;
+use crate::store::Store;
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// Results of a search when the caller gives no limit.

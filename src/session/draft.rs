@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::event::EventKind;
-use super::model::{HistoryMessage, Part, Role, ToolState};
+use crate::domain::EventKind;
+use crate::domain::{HistoryMessage, Part, Role, ToolState};
 
 /// The assistant message being streamed, as `state` shows it.
 pub(crate) struct Draft {

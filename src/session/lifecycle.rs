@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::event::EventKind;
-use super::model::*;
 use super::state::Session;
 use super::{SessionManager, run, validate_key};
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::EventKind;
+use crate::domain::*;
 use crate::error::{GatewayError, Result};
 use crate::store::Op;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::event::{Event, EventKind};
+use crate::domain::{Event, EventKind};
 
 pub struct EventLog {
     key: Arc<str>,

@@ -7,11 +7,9 @@
 //! run driver in [`run`]; stream shapes in [`stream`].
 
 mod draft;
-pub mod event;
 pub mod keys;
 mod lifecycle;
 pub mod log;
-pub mod model;
 mod run;
 mod send;
 mod state;
@@ -26,13 +24,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agent::Agent;
-use crate::auth::Caller;
 use crate::config::Config;
+use crate::domain::Caller;
+use crate::domain::*;
 use crate::error::{GatewayError, Result};
 use crate::store::{SessionRecord, Store, Stored, Ticket};
 use crate::telemetry::Metrics;
 use log::EventLog;
-use model::*;
 use state::{Session, State};
 use stream::{EventStream, RunStream};
 

@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::SessionManager;
-use super::event::EventKind;
-use super::model::{HistoryMessage, Part};
 use super::state::Session;
-use crate::agent::{Agent, RunEnd, RunHost, RunStatus};
+use crate::agent::{Agent, RunHost};
+use crate::domain::EventKind;
+use crate::domain::{HistoryMessage, Part};
+use crate::domain::{RunEnd, RunStatus};
 use crate::error::GatewayError;
 
 /// The first wait before retrying a run whose start the store refused, and the longest.

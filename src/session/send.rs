@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::model::*;
 use super::state::{self, Admitted, Session, State};
 use super::stream::{self, RunItem, RunStream};
 use super::{SessionManager, run, validate_key};
-use crate::auth::Caller;
+use crate::domain::Caller;
+use crate::domain::*;
 use crate::error::{GatewayError, Result};
 
 /// An earlier call with the same idempotency key: its outcome when done, else its message.

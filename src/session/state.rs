@@ -18,10 +18,10 @@ use tokio::sync::{broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::draft::Draft;
-use super::event::{Event, EventKind};
 use super::log::EventLog;
-use super::model::*;
-use crate::agent::{RunEnd, RunStatus};
+use crate::domain::*;
+use crate::domain::{Event, EventKind};
+use crate::domain::{RunEnd, RunStatus};
 use crate::error::{ErrorCode, GatewayError};
 use crate::store::{Checkpoint, MessageRecord, MessageState, Op, SessionRecord, Store, Ticket};
 pub(crate) use idempotency::Attached;
@@ -61,7 +61,7 @@ pub(crate) struct Queued {
     pub waiters: Vec<oneshot::Sender<RunOutcome>>,
     /// Counts against the sending token's `max_concurrent_runs` until the message is done
     /// (it moves into the run when the message starts).
-    pub permit: Option<crate::auth::RunPermit>,
+    pub permit: Option<crate::domain::RunPermit>,
 }
 
 impl Queued {
@@ -131,7 +131,7 @@ pub(crate) struct ActiveRun {
     /// `(code, message)`.
     pub interrupted: Option<(String, String)>,
     /// The message's place in its token's `max_concurrent_runs`, freed as the run ends.
-    pub permit: Option<crate::auth::RunPermit>,
+    pub permit: Option<crate::domain::RunPermit>,
     /// The store has the run's start: only then may steering text join it (a run whose start
     /// cannot be stored goes back to the queue, alone).
     pub started: bool,
@@ -267,7 +267,7 @@ impl Drop for SessionGuard<'_> {
 #[derive(Default)]
 pub(crate) struct RunReport {
     outcomes: Vec<(oneshot::Sender<RunOutcome>, RunOutcome)>,
-    permit: Option<crate::auth::RunPermit>,
+    permit: Option<crate::domain::RunPermit>,
     usage: Usage,
 }
 

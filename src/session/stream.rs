@@ -11,9 +11,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::event::{Event, EventKind};
 use super::log::Subscription;
-use super::model::{RunOutcome, Snapshot};
+use crate::domain::{Event, EventKind};
+use crate::domain::{RunOutcome, Snapshot};
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Arc<Event>> + Send>>;
 

@@ -22,10 +22,10 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::domain::{HistoryMessage, Image, ModelRef, Source, ThinkingLevel, Usage};
 use crate::error::GatewayError;
-use crate::session::model::{HistoryMessage, Image, ModelRef, Source, ThinkingLevel, Usage};
 
-pub use memory::{MemoryRecord, MemoryStore, NewMemory, SearchHit};
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 /// A failed store operation. The message is SQLite's (or the driver's), e.g. "database or disk

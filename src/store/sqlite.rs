@@ -18,7 +18,7 @@ use tracing::{error, warn};
 
 use super::migrations::migrate;
 use super::*;
-use crate::session::model::{Part, Role, Source, now_ms};
+use crate::domain::{Part, Role, Source, now_ms};
 
 /// Batches applied in one transaction at most.
 const GROUP: usize = 256;

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::session::model::{Part, Role, ToolState};
+use crate::domain::{Part, Role, ToolState};
 
 fn record(key: &str, last_active_at: i64) -> SessionRecord {
     SessionRecord {
@@ -55,7 +55,7 @@ fn accepted(key: &str, id: &str) -> MessageRecord {
         text: format!("text of {id}"),
         images: vec![Image { data: vec![0, 1, 2, 255], mime_type: "image/png".into() }],
         state: MessageState::Queued,
-        source: crate::session::model::Source::Webhook,
+        source: crate::domain::Source::Webhook,
         created_at: 7,
         checkpoint: None,
     }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::provider::ToolSpec;
 use super::sandbox::Sandbox;
+use crate::domain::ToolSet;
 pub use workspace::{Entry, Node, Refused, Workspace};
 
 /// A tool's answer: `result` is JSON (`{"content":[{"type":"text","text":...}]}` for text, as pi
@@ -56,10 +57,6 @@ pub trait Tool: Send + Sync {
     fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput>;
 }
 
-/// Tool names each `tools` setting expands to.
-const READONLY: &[&str] = &["read", "ls", "grep", "find"];
-const ALL: &[&str] = &["read", "ls", "grep", "find", "write", "edit", "bash"];
-
 /// Text outputs beyond this many bytes are cut, with a note saying so.
 pub const MAX_OUTPUT: usize = 64 * 1024;
 
@@ -93,51 +90,27 @@ pub fn truncate(text: &str, keep_tail: bool) -> String {
     }
 }
 
-/// The configured tools, by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolSet(Vec<String>);
-
-impl ToolSet {
-    /// `readonly` (default), `all`, `none`, or a comma-separated list.
-    pub fn parse(setting: &str) -> Result<Self, String> {
-        let names: Vec<String> = match setting.trim() {
-            "readonly" | "" => READONLY.iter().map(|s| s.to_string()).collect(),
-            "all" => ALL.iter().map(|s| s.to_string()).collect(),
-            "none" => Vec::new(),
-            list => {
-                list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+/// The tools of a set, ready to call.
+pub fn build(
+    set: &ToolSet,
+    workspace: Arc<Workspace>,
+    sandbox: Arc<Sandbox>,
+) -> Vec<Arc<dyn Tool>> {
+    set.names()
+        .iter()
+        .map(|name| -> Arc<dyn Tool> {
+            let ws = workspace.clone();
+            match name.as_str() {
+                "read" => Arc::new(read::ReadTool::new(ws)),
+                "ls" => Arc::new(listing::Ls::new(ws)),
+                "find" => Arc::new(listing::Find::new(ws)),
+                "grep" => Arc::new(listing::Grep::new(ws)),
+                "write" => Arc::new(edit::Write::new(ws)),
+                "edit" => Arc::new(edit::Edit::new(ws)),
+                _ => Arc::new(bash::Bash::new(sandbox.clone())),
             }
-        };
-        for name in &names {
-            if !ALL.contains(&name.as_str()) {
-                return Err(format!("tools: unknown tool {name:?} (known: {})", ALL.join(", ")));
-            }
-        }
-        Ok(Self(names))
-    }
-
-    /// Whether a tool of the set starts processes (and so needs the sandbox).
-    pub fn runs_commands(&self) -> bool {
-        self.0.iter().any(|name| name == "bash")
-    }
-
-    pub fn build(&self, workspace: Arc<Workspace>, sandbox: Arc<Sandbox>) -> Vec<Arc<dyn Tool>> {
-        self.0
-            .iter()
-            .map(|name| -> Arc<dyn Tool> {
-                let ws = workspace.clone();
-                match name.as_str() {
-                    "read" => Arc::new(read::ReadTool::new(ws)),
-                    "ls" => Arc::new(listing::Ls::new(ws)),
-                    "find" => Arc::new(listing::Find::new(ws)),
-                    "grep" => Arc::new(listing::Grep::new(ws)),
-                    "write" => Arc::new(edit::Write::new(ws)),
-                    "edit" => Arc::new(edit::Edit::new(ws)),
-                    _ => Arc::new(bash::Bash::new(sandbox.clone())),
-                }
-            })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -148,7 +121,7 @@ mod tests {
     /// Calls a tool by name over a workspace, as the agent does.
     async fn call(ws: &Arc<Workspace>, name: &str, args: Value) -> ToolOutput {
         let sandbox = Sandbox::new(SandboxMode::None, ws.root(), Vec::new());
-        let tools = ToolSet::parse("all").unwrap().build(ws.clone(), Arc::new(sandbox));
+        let tools = build(&ToolSet::parse("all").unwrap(), ws.clone(), Arc::new(sandbox));
         let tool = tools.iter().find(|t| t.spec().name == name).unwrap();
         let cancel = CancellationToken::new();
         tool.call(
@@ -257,15 +230,6 @@ mod tests {
             std::fs::read_to_string(ws.root().join(".data/gateway.db")).unwrap(),
             "secret main"
         );
-    }
-
-    #[test]
-    fn tool_settings() {
-        assert_eq!(ToolSet::parse("readonly").unwrap().0.len(), 4);
-        assert_eq!(ToolSet::parse("read").unwrap().0, vec!["read"]);
-        assert!(ToolSet::parse("none").unwrap().0.is_empty());
-        assert_eq!(ToolSet::parse("all").unwrap().0.len(), 7);
-        assert!(ToolSet::parse("read,wget").unwrap_err().contains("unknown tool"));
     }
 
     #[test]

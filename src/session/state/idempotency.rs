@@ -5,8 +5,8 @@
 use tokio::sync::{broadcast, oneshot};
 
 use super::State;
-use crate::session::event::Event;
-use crate::session::model::RunOutcome;
+use crate::domain::Event;
+use crate::domain::RunOutcome;
 use crate::store::{IdempotencyRecord, Op};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ impl State {
             session_key: self.key.to_string(),
             message_id: message_id.to_string(),
             outcome: None,
-            created_at: crate::session::model::now_ms(),
+            created_at: crate::domain::now_ms(),
         }));
         self.idempotent_of.insert(message_id.to_string(), pair.clone());
         self.idempotent.insert(pair, message_id.to_string());
@@ -68,7 +68,7 @@ impl State {
             session_key: self.key.to_string(),
             message_id: outcome.message_id.clone(),
             outcome: serde_json::to_string(outcome).ok(),
-            created_at: crate::session::model::now_ms(),
+            created_at: crate::domain::now_ms(),
         }));
     }
 

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::{EventLog, Queued, State};
 use crate::agent::tools::ToolOutput;
-use crate::session::event::EventKind;
-use crate::session::model::*;
+use crate::domain::EventKind;
+use crate::domain::*;
 use crate::store::{MessageRecord, MessageState, Op};
 
 use super::INTERRUPTED_BY_RESTART;

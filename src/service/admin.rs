@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::domain::now_ms;
 use crate::error::Result;
 use crate::session::SessionManager;
-use crate::session::model::now_ms;
 use crate::telemetry::{self, Metrics};
 
 /// `{id, name, connected, lastActiveAt?, error?}`.
@@ -84,7 +84,7 @@ pub fn public_config(config: &Config) -> Value {
 }
 
 #[derive(Clone)]
-pub struct AdminApi {
+pub struct AdminService {
     sessions: SessionManager,
     metrics: Metrics,
     pub channels: Channels,
@@ -92,7 +92,7 @@ pub struct AdminApi {
     sandbox: &'static str,
 }
 
-impl AdminApi {
+impl AdminService {
     pub fn new(
         sessions: SessionManager,
         metrics: Metrics,

@@ -2,12 +2,12 @@
 //! the namespace from an optional `sessionKey` (unknown session: 404) and decides, from the
 //! caller's scopes, whether `secret` records may be shown.
 
-use crate::auth::{Caller, Scope};
+use crate::domain::{Caller, Scope};
+use crate::domain::{MemoryRecord, SearchHit};
 use crate::error::Result;
 use crate::session::SessionManager;
-use crate::store::{MemoryRecord, SearchHit};
 
-use super::{Access, Memory, MemoryStatus, Remember};
+use crate::memory::{self, Access, Memory, MemoryStatus, Remember};
 
 /// `secret` records for admin callers only; an `own_sessions_only` caller finds episodes of
 /// its own sessions only (GATEWAY.md §10: other sessions do not exist for it).
@@ -18,12 +18,12 @@ fn access(caller: &Caller) -> Access {
 }
 
 #[derive(Clone)]
-pub struct MemoryApi {
+pub struct MemoryService {
     memory: Memory,
     sessions: SessionManager,
 }
 
-impl MemoryApi {
+impl MemoryService {
     pub fn new(memory: Memory, sessions: SessionManager) -> Self {
         Self { memory, sessions }
     }
@@ -76,7 +76,7 @@ impl MemoryApi {
         request: Remember,
     ) -> Result<MemoryRecord> {
         // Validated before the session lookup, so a bad body is a 400 whatever the key.
-        super::prepare(request.clone())?;
+        memory::prepare(request.clone())?;
         let namespace = self.namespace(caller, session_key).await?;
         self.memory.remember(&namespace, request, &access(caller)).await
     }
@@ -89,7 +89,7 @@ impl MemoryApi {
         id: Option<i64>,
         key: Option<&str>,
     ) -> Result<u64> {
-        super::forget_key(id, key)?;
+        memory::forget_key(id, key)?;
         let namespace = self.namespace(caller, session_key).await?;
         self.memory.forget(&namespace, id, key, &access(caller)).await
     }

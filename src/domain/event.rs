@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{Snapshot, Usage};
+use super::session::{Snapshot, Usage};
 
 /// What happened. Serialised flat: `{"type":"token","delta":"Hi","contentIndex":0,...}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,18 +1,19 @@
 //! Slash commands (GATEWAY.md §5.4), defined once for every transport: socket.io
 //! `command:execute`, `POST /sessions/:key/commands`, `Chat.ExecuteCommand`, and any sending
 //! call whose text starts with a known command, which runs at once, outside the queue (so
-//! `/abort` stops the run in progress). [`Chat`] is the sending API all transports call.
+//! `/abort` stops the run in progress). [`ChatService`] is the sending API all transports call.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::auth::Caller;
-use crate::error::{ErrorCode, Result};
-use crate::memory::{MemoryApi, Remember};
-use crate::session::SessionManager;
-use crate::session::model::{
+use crate::domain::Caller;
+use crate::domain::{
     Accepted, ModelRef, RunOutcome, SendMode, SendRequest, Snapshot, ThinkingLevel,
 };
+use crate::error::{ErrorCode, Result};
+use crate::memory::Remember;
+use crate::service::MemoryService;
+use crate::session::SessionManager;
 use crate::session::stream::{RunItem, RunStream};
 
 /// One command of the manifest.
@@ -94,13 +95,13 @@ pub fn manifest() -> Value {
 
 /// Sending messages and running commands, for every transport.
 #[derive(Clone)]
-pub struct Chat {
+pub struct ChatService {
     sessions: SessionManager,
-    memory: MemoryApi,
+    memory: MemoryService,
 }
 
-impl Chat {
-    pub fn new(sessions: SessionManager, memory: MemoryApi) -> Self {
+impl ChatService {
+    pub fn new(sessions: SessionManager, memory: MemoryService) -> Self {
         Self { sessions, memory }
     }
 

@@ -1,0 +1,138 @@
+//! A session as clients see it: its snapshot, model, thinking level and usage, its state view
+//! and queue listing, and the page shape of every listing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::message::HistoryMessage;
+use super::send::Source;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Self) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkingLevel {
+    #[default]
+    Off,
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl ThinkingLevel {
+    pub const ALL: [ThinkingLevel; 5] = [
+        ThinkingLevel::Off,
+        ThinkingLevel::Minimal,
+        ThinkingLevel::Low,
+        ThinkingLevel::Medium,
+        ThinkingLevel::High,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThinkingLevel::Off => "off",
+            ThinkingLevel::Minimal => "minimal",
+            ThinkingLevel::Low => "low",
+            ThinkingLevel::Medium => "medium",
+            ThinkingLevel::High => "high",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.as_str() == text)
+    }
+
+    /// `Invalid thinking level: x (use off, minimal, low, medium, high)`.
+    pub fn invalid(text: &str) -> crate::error::GatewayError {
+        let valid: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+        crate::error::GatewayError::invalid(format!(
+            "Invalid thinking level: {text} (use {})",
+            valid.join(", ")
+        ))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRef {
+    pub provider: String,
+    pub model_id: String,
+}
+
+/// `{sessionKey, sessionId, name?, messageCount, ...}` (GATEWAY.md §2).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub session_key: String,
+    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message_count: usize,
+    pub queue_depth: usize,
+    pub processing: bool,
+    pub loaded: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_active_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_preview: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    pub thinking_level: ThinkingLevel,
+    pub usage: Usage,
+}
+
+/// One waiting message of `GET /sessions/:key/queue` / `Sessions.ListQueued`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedMessage {
+    pub message_id: String,
+    /// 1 runs next.
+    pub position: usize,
+    /// The first 120 characters of its text.
+    pub text_preview: String,
+    pub source: Source,
+    pub enqueued_at: i64,
+}
+
+/// `{queue, processing}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueView {
+    pub queue: Vec<QueuedMessage>,
+    pub processing: bool,
+}
+
+/// One page of a listing, with an opaque cursor for the next one.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `{session, messages}`: history plus the in-flight draft and pending tool results.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionStateView {
+    pub session: Snapshot,
+    pub messages: Vec<HistoryMessage>,
+}

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::grpc;
+use crate::grpc::malformed::{MalformedLayer, Requests};
 use crate::http as rest;
 use crate::proto;
 
@@ -123,17 +124,21 @@ pub fn router(state: &AppState) -> std::io::Result<Served> {
     let reflection_v1alpha = reflection().build_v1alpha().map_err(std::io::Error::other)?;
 
     let web = GrpcWebLayer::new();
+    // Inside grpc-web, so one place answers malformed native and grpc-web input alike.
+    let one = MalformedLayer::new(Requests::One, grpc::MAX_MESSAGE);
+    let streams = MalformedLayer::new(Requests::Stream, grpc::MAX_MESSAGE);
     let services = grpc::services(state);
-    // `Routes::from(Router::new())` has no gRPC fallback, so unknown paths reach the HTTP
-    // router's JSON 404 (a default `Routes` would answer them 200 with grpc-status 12).
+    // `Routes::from(Router::new())` has no gRPC fallback (merged with the HTTP router's, axum
+    // would panic): unknown paths reach the HTTP fallback, which answers gRPC calls
+    // UNIMPLEMENTED and everything else a JSON 404.
     let grpc_routes = Routes::from(Router::new())
-        .add_service(web.layer(services.sessions))
-        .add_service(web.layer(services.chat))
-        .add_service(web.layer(services.memory))
-        .add_service(web.layer(services.admin))
-        .add_service(web.layer(health))
-        .add_service(web.layer(reflection_v1))
-        .add_service(web.layer(reflection_v1alpha))
+        .add_service(web.layer(one.layer(services.sessions)))
+        .add_service(web.layer(one.layer(services.chat)))
+        .add_service(web.layer(one.layer(services.memory)))
+        .add_service(web.layer(one.layer(services.admin)))
+        .add_service(web.layer(one.layer(health)))
+        .add_service(web.layer(streams.layer(reflection_v1)))
+        .add_service(web.layer(streams.layer(reflection_v1alpha)))
         .into_axum_router();
 
     // socket.io on the merged router: a layer on a sub-router before the merge would answer

@@ -16,6 +16,7 @@ mod grpc_sessions;
 mod grpcurl;
 mod hostile;
 mod idempotency;
+mod malformed;
 mod memory;
 mod providers;
 mod queue;

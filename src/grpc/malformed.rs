@@ -1,24 +1,20 @@
 //! Malformed gRPC input answers INVALID_ARGUMENT and oversize input RESOURCE_EXHAUSTED
 //! (GATEWAY.md §8), where tonic and tonic-web would answer INTERNAL or OUT_OF_RANGE.
 //!
-//! One tower layer, inside each service's `GrpcWebLayer` (so it sees native gRPC and grpc-web
-//! alike, grpc-web already turned into gRPC), does it in two places:
-//! - **The request body** goes through [`Framed`], which checks the gRPC framing as the bytes
-//!   pass: the flag byte, the length against the limit, a body that ends inside a frame, and
-//!   (for services whose every method takes one request message) a body with no message.
-//!   A violation is the body's error, a [`Status`] with the right code, which tonic passes on
-//!   unchanged (`Status::map_error` keeps a `Status`); tonic-web's own body errors (bad
-//!   base64, broken grpc-web frames) are INTERNAL or DATA_LOSS and become INVALID_ARGUMENT
-//!   here. So tonic never meets a frame it would refuse with INTERNAL.
-//! - **The response.** What `Framed` cannot see is a frame whose protobuf does not decode
-//!   (garbage, invalid UTF-8 in a string): prost's error, which tonic answers INTERNAL before
-//!   any handler runs. For a one-message method tonic reads the body to its end before it calls
-//!   the handler, so an INTERNAL answered while the body was *not* at its end comes from the
-//!   decoder, never from the gateway: it becomes INVALID_ARGUMENT. The gateway's own INTERNAL
-//!   errors are answered after the body ended and stay INTERNAL. OUT_OF_RANGE is only ever
-//!   tonic's message size limit (the gateway's error table has no such code), so it becomes
-//!   RESOURCE_EXHAUSTED wherever it appears: in the headers of a trailers-only answer or in
-//!   the trailers of a stream (a reply too big to send).
+//! One tower layer, inside each service's `GrpcWebLayer` (so grpc-web arrives as gRPC):
+//! - **The request body** goes through [`Framed`], which checks the framing as bytes pass: the
+//!   flag byte, the length against the limit, a body ending inside a frame, and (for services
+//!   whose every method takes one message) a body with none. A violation is the body's error,
+//!   a [`Status`] with the right code, which tonic passes on unchanged; tonic-web's own body
+//!   errors (bad base64, broken grpc-web frames: INTERNAL, DATA_LOSS) become INVALID_ARGUMENT.
+//!   So tonic never meets a frame it would refuse with INTERNAL.
+//! - **The response.** Left is protobuf that does not decode (garbage, invalid UTF-8), which
+//!   tonic answers INTERNAL before any handler runs. For a one-message method tonic reads the
+//!   body to its end before it calls the handler, so an INTERNAL answered while the body was
+//!   *not* at its end is the decoder's, never the gateway's: it becomes INVALID_ARGUMENT. The
+//!   gateway's own INTERNAL errors come after the body ended and stay INTERNAL. OUT_OF_RANGE
+//!   is only ever tonic's size limit (the gateway's error table has no such code): it becomes
+//!   RESOURCE_EXHAUSTED in trailers-only headers and in a stream's trailers (a reply too big).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -161,10 +157,6 @@ struct Framed {
     done: bool,
 }
 
-fn invalid(message: impl Into<String>) -> Status {
-    Status::invalid_argument(message)
-}
-
 impl Framed {
     /// Walks the frames in `data`; an error names the first violation.
     fn check(&mut self, mut data: &[u8]) -> Result<(), Status> {
@@ -185,18 +177,17 @@ impl Framed {
                 0 => {}
                 1 if self.encoded => {}
                 1 => {
-                    return Err(invalid(
+                    return Err(Status::invalid_argument(
                         "malformed gRPC message: compressed flag set without a grpc-encoding",
                     ));
                 }
-                flag => return Err(invalid(format!("malformed gRPC message: flag byte {flag}"))),
+                flag => {
+                    return Err(Status::invalid_argument(format!(
+                        "malformed gRPC message: flag byte {flag}"
+                    )));
+                }
             }
-            let length = u32::from_be_bytes([
-                self.header[1],
-                self.header[2],
-                self.header[3],
-                self.header[4],
-            ]) as usize;
+            let length = u32::from_be_bytes(self.header[1..].try_into().expect("4 bytes")) as usize;
             if length > self.max {
                 return Err(Status::resource_exhausted(format!(
                     "gRPC message too large: {length} bytes (the limit is {} bytes)",
@@ -213,10 +204,12 @@ impl Framed {
     /// At the end of the body: no frame cut short, and a message where one is required.
     fn finish(&self) -> Result<(), Status> {
         if !self.header.is_empty() || self.left > 0 {
-            return Err(invalid("malformed gRPC request: the body ends inside a message"));
+            return Err(Status::invalid_argument(
+                "malformed gRPC request: the body ends inside a message",
+            ));
         }
         if self.one && self.messages == 0 {
-            return Err(invalid("malformed gRPC request: no request message"));
+            return Err(Status::invalid_argument("malformed gRPC request: no request message"));
         }
         Ok(())
     }
@@ -260,7 +253,7 @@ impl HttpBody for Framed {
             Some(Err(status)) => match status.code() {
                 Code::Internal | Code::DataLoss | Code::Unknown => {
                     let message = format!("malformed gRPC request: {}", status.message());
-                    self.fail(invalid(message))
+                    self.fail(Status::invalid_argument(message))
                 }
                 _ => self.fail(status),
             },
@@ -321,32 +314,19 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    /// A service that reads the request body like tonic's unary path (to its end), then
-    /// answers `code` trailers-only.
-    fn reads_then_answers(
-        code: Code,
-    ) -> impl Service<
-        http::Request<Body>,
-        Response = http::Response<Body>,
-        Error = Infallible,
-        Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>,
-    > + Clone
-    + Send
-    + 'static {
-        tower::service_fn(move |request: http::Request<Body>| -> BoxFuture<'static, _> {
+    /// Through the layer to a service that reads the body to its end, as tonic's unary path
+    /// does, then answers `code` trailers-only.
+    async fn answer(code: Code, body: Vec<u8>) -> (Code, String) {
+        let handler = tower::service_fn(move |request: http::Request<Body>| -> BoxFuture<_> {
             Box::pin(async move {
-                let read = request.into_body().collect().await;
-                let status = match read {
+                let status = match request.into_body().collect().await {
                     Ok(_) => Status::new(code, "handlers-own"),
                     Err(status) => status,
                 };
                 Ok::<_, Infallible>(status.into_http())
             })
-        })
-    }
-
-    async fn answer(code: Code, body: Vec<u8>) -> (Code, String) {
-        let service = MalformedLayer::new(Requests::One, 16).layer(reads_then_answers(code));
+        });
+        let service = MalformedLayer::new(Requests::One, 16).layer(handler);
         let request = http::Request::new(Body::new(http_body_util::Full::new(Bytes::from(body))));
         let response = service.oneshot(request).await.unwrap();
         let headers = response.headers();

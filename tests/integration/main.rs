@@ -9,6 +9,7 @@ mod auth;
 mod binary;
 mod commands;
 mod durability;
+mod edge;
 mod events;
 mod golden;
 mod grpc_chat;

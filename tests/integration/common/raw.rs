@@ -241,3 +241,55 @@ pub async fn until_closed(socket: &mut TcpStream) {
         }
     }
 }
+
+// ---- websocket -----------------------------------------------------------------------------
+
+/// A socket.io client over a raw websocket (Engine.IO 4), enough to see the upgrade complete
+/// and messages flow both ways.
+pub struct Ws(Raw);
+
+impl Ws {
+    /// Upgrades, and reads the Engine.IO `open` packet.
+    pub async fn open(addr: SocketAddr) -> Self {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: gw\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await;
+        let response = raw.response().await;
+        assert_eq!(response.status, 101, "{response:?}");
+        let mut ws = Self(raw);
+        let open = ws.text().await;
+        assert!(open.starts_with("0{"), "engine.io open: {open}");
+        ws
+    }
+
+    /// Sends one text frame (masked, as a client must).
+    pub async fn send(&mut self, text: &str) {
+        assert!(text.len() < 126);
+        let mask = [7u8, 1, 2, 3];
+        let mut frame = vec![0x81, 0x80 | text.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.0.send(&frame).await;
+    }
+
+    /// The next text frame from the server.
+    pub async fn text(&mut self) -> String {
+        let raw = &mut self.0;
+        raw.read_until(|r| r.len() >= 2).await;
+        let (length, start) = match raw.read[1] & 0x7f {
+            126 => {
+                raw.read_until(|r| r.len() >= 4).await;
+                (u16::from_be_bytes([raw.read[2], raw.read[3]]) as usize, 4)
+            }
+            127 => panic!("no frame this big in these tests"),
+            short => (short as usize, 2),
+        };
+        assert!(!raw.read_until(|r| r.len() >= start + length).await, "the websocket closed");
+        let payload: Vec<u8> = raw.read.drain(..start + length).skip(start).collect();
+        String::from_utf8(payload).unwrap()
+    }
+}

@@ -113,6 +113,16 @@ pub struct HttpConfig {
     /// Interval of `:` comments on SSE streams.
     #[serde(with = "duration_str")]
     pub sse_heartbeat: Duration,
+    /// How long a client may take over a request's headers; also how long a new connection
+    /// may wait before its first request (or HTTP/2 preface) and an idle HTTP/1.1 keep-alive
+    /// connection before its next request.
+    #[serde(with = "duration_str")]
+    pub header_timeout: Duration,
+    /// How long a handler waits for the next bytes of a request body before it answers 408.
+    #[serde(with = "duration_str")]
+    pub body_timeout: Duration,
+    /// Open connections at most; one more is answered 503 `unavailable` and closed.
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -283,7 +293,13 @@ impl Default for WebhookConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body: 1024 * 1024, sse_heartbeat: Duration::from_secs(15) }
+        Self {
+            max_body: 1024 * 1024,
+            sse_heartbeat: Duration::from_secs(15),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
     }
 }
 
@@ -335,6 +351,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("OPENAI_API_KEY", "openai_api_key"),
     ("ANTHROPIC_API_KEY", "anthropic_api_key"),
     ("GATEWAY_TOOLS_SANDBOX", "tools_sandbox"),
+    ("GATEWAY_HTTP_HEADER_TIMEOUT", "http.header_timeout"),
+    ("GATEWAY_HTTP_BODY_TIMEOUT", "http.body_timeout"),
+    ("GATEWAY_HTTP_MAX_CONNECTIONS", "http.max_connections"),
 ];
 
 /// Where the layers come from.
@@ -425,6 +444,15 @@ impl Config {
         }
         if self.http.sse_heartbeat.is_zero() {
             return err("http.sse_heartbeat must be greater than zero".into());
+        }
+        if self.http.header_timeout.is_zero() || self.http.body_timeout.is_zero() {
+            return err(
+                "http.header_timeout and http.body_timeout must be greater than zero".into()
+            );
+        }
+        // The accept loop counts connections in semaphore permits (at most u32::MAX at once).
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            return err("http.max_connections must be between 1 and 1000000".into());
         }
         if self.http.max_body < 1024 {
             return err("http.max_body must be at least 1024 bytes".into());
@@ -774,6 +802,22 @@ mod tests {
         assert_eq!(sandbox, SandboxSetting::Bwrap);
         let err = load(&[], &[("tools_sandbox", "chroot")]).unwrap_err().0;
         assert!(err.contains("chroot") && err.contains("landlock"), "{err}");
+    }
+
+    #[test]
+    fn http_edge_settings_come_from_the_environment_and_are_checked() {
+        let config = load(
+            &[("GATEWAY_HTTP_HEADER_TIMEOUT", "2s"), ("GATEWAY_HTTP_MAX_CONNECTIONS", "5")],
+            &[("http.body_timeout", "750ms")],
+        )
+        .unwrap();
+        assert_eq!(config.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.http.body_timeout, Duration::from_millis(750));
+        assert_eq!(config.http.max_connections, 5);
+        let defaults = load(&[], &[]).unwrap().http;
+        assert!(defaults.header_timeout <= Duration::from_secs(60), "seconds, not minutes");
+        assert!(load(&[], &[("http.header_timeout", "0s")]).is_err());
+        assert!(load(&[], &[("http.max_connections", "0")]).is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`config`]: defaults < TOML file < environment < command line, validated once.
 //! - [`error`]: the one error type and its gRPC/HTTP status table.
-//! - [`server`]: `run(listener, state, shutdown)`, the one-port router; [`tls`] for TLS on it.
+//! - [`server`]: `run(listener, state, shutdown)`, the one-port router and the accept loop with
+//!   its connection, header and body limits; [`tls`] for TLS on it.
 //! - [`session`]: the session manager, queue, run driver, event log and streams.
 //! - [`store`]: the `Store` trait and its SQLite implementation (sessions, history, the
 //!   message queue with each message's state, seqs), with versioned migrations.

@@ -152,6 +152,10 @@ pub struct Metrics {
     pub sessions_stored: Gauge,
     pub queue_depth: Gauge,
     pub subscribers: Gauge,
+    /// Open connections (TLS handshakes included), and connections refused at
+    /// `http.max_connections`.
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
     /// Allocator statistics (bytes allocated, bytes resident), registered only when the
     /// build has them (the `jemalloc` feature) and read at each scrape.
     pub allocator_allocated: Gauge,
@@ -198,6 +202,13 @@ impl Metrics {
         let sessions_stored = gauge(&mut registry, "sessions_stored", "Sessions in the store");
         let queue_depth = gauge(&mut registry, "queue_depth", "Messages waiting, all sessions");
         let subscribers = gauge(&mut registry, "subscribers", "Open event and run streams");
+        let connections_open = gauge(&mut registry, "connections_open", "Open connections");
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections refused at http.max_connections",
+            connections_refused.clone(),
+        );
         let (allocator_allocated, allocator_resident) = match crate::allocator::stats() {
             Some(_) => (
                 gauge(&mut registry, "allocator_allocated_bytes", "Bytes allocated and not freed"),
@@ -221,6 +232,8 @@ impl Metrics {
             sessions_stored,
             queue_depth,
             subscribers,
+            connections_open,
+            connections_refused,
             allocator_allocated,
             allocator_resident,
         }

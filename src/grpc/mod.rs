@@ -5,6 +5,7 @@ mod admin;
 mod chat;
 pub mod convert;
 pub mod guard;
+pub mod malformed;
 mod memory;
 mod sessions;
 mod subscribe;
@@ -24,8 +25,9 @@ pub const SERVICE_NAMES: &[&str] = &[
     "agentgateway.v1.Admin",
 ];
 
-/// Largest gRPC message accepted or sent (GATEWAY.md §8).
-const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+/// Largest gRPC message accepted or sent (GATEWAY.md §8); tonic's default, which the services
+/// that do not set it (memory, admin, health, reflection) have too.
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
 pub struct Services {
     pub sessions: Guarded<subscribe::SessionsService>,

@@ -54,6 +54,27 @@ async fn page() -> impl IntoResponse {
     ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("page.html"))
 }
 
+/// An unknown path: 404 in the JSON shape, but a gRPC call (any `application/grpc…` content
+/// type, grpc-web included) to a service or method that does not exist is UNIMPLEMENTED, as
+/// gRPC clients expect: HTTP 200 with `grpc-status: 12` in the headers (trailers-only).
+async fn unknown(request: Request) -> Response {
+    let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
+    match content_type {
+        Some(content_type) if content_type.as_bytes().starts_with(b"application/grpc") => {
+            let path = request.uri().path();
+            let error = GatewayError::new(
+                ErrorCode::Unimplemented,
+                format!("Unknown service or method: {path}"),
+            );
+            let mut response = tonic::Status::from(error).into_http::<axum::body::Body>();
+            // grpc-web clients read the answer only under their own content type.
+            response.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
+            response
+        }
+        _ => GatewayError::not_found("Not found").into_response(),
+    }
+}
+
 /// The routes, grouped by the scope they need (README: "Tokens and scopes").
 pub fn router(state: AppState) -> Router {
     let chat = Router::new()
@@ -118,7 +139,7 @@ pub fn router(state: AppState) -> Router {
 
     public
         .merge(protected)
-        .fallback(|| async { GatewayError::not_found("Not found") })
+        .fallback(unknown)
         .method_not_allowed_fallback(|| async {
             GatewayError::new(ErrorCode::MethodNotAllowed, "Method not allowed")
         })

@@ -7,6 +7,7 @@
 pub mod golden;
 pub mod mock_model;
 pub mod process;
+pub mod raw;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

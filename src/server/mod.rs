@@ -1,15 +1,19 @@
 //! One port for everything: native gRPC (h2c), grpc-web, reflection, health and the HTTP bridge,
-//! all served by `axum::serve` from a listener the caller bound.
+//! all served from a listener the caller bound, by our own accept loop ([`accept`]: hyper with
+//! connection and header limits, [`io`]: the byte stream, [`edge`]: the request body limits).
 //!
-//! axum serves rather than tonic's own server because tonic's does not complete HTTP/1.1
-//! upgrades (the socket.io websockets of a later issue need them). Each gRPC service is
-//! wrapped in `GrpcWebLayer` on its own: around the whole router that layer would answer plain
-//! HTTP/1.1 requests (REST, SSE) with 400.
+//! hyper serves through axum's router rather than tonic's own server because tonic's does not
+//! complete HTTP/1.1 upgrades (socket.io's websockets need them). Each gRPC service is wrapped in
+//! `GrpcWebLayer` on its own: around the whole router that layer would answer plain HTTP/1.1
+//! requests (REST, SSE) with 400.
+
+mod accept;
+mod edge;
+mod io;
 
 use std::future::Future;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -21,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::app::AppState;
 use crate::grpc;
+use crate::grpc::malformed::{MalformedLayer, Requests};
 use crate::http as rest;
 use crate::proto;
 
@@ -46,7 +51,6 @@ pub async fn run(
     let token = state.shutdown.clone();
     let sessions = state.sessions.clone();
     let grace = state.config.shutdown_grace;
-    let tls = state.tls.clone();
     let draining = async move {
         shutdown.await;
         info!("shutting down: draining");
@@ -62,30 +66,14 @@ pub async fn run(
         // Open long-polls would otherwise hold the server for their full interval.
         io.close().await;
     };
-    // `into_make_service`: one router shared by every connection (serving the `Router` itself
-    // would clone every route for each new connection).
-    let serve = async move {
-        match tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-                axum::serve(listener, app.into_make_service())
-                    .with_graceful_shutdown(draining)
-                    .await
-            }
-            None => {
-                // Tokens are small writes: Nagle would hold them back for the client's
-                // delayed ACK (tens of ms).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                    }
-                });
-                axum::serve(listener, app.into_make_service())
-                    .with_graceful_shutdown(draining)
-                    .await
-            }
-        }
-    };
+    let serve = accept::serve(
+        listener,
+        app,
+        state.tls.clone(),
+        &state.config.http,
+        state.metrics.clone(),
+        draining,
+    );
     // Callers still holding connections get a short while after the streams end; then the
     // process stops without them.
     let token = state.shutdown.clone();
@@ -123,17 +111,21 @@ pub fn router(state: &AppState) -> std::io::Result<Served> {
     let reflection_v1alpha = reflection().build_v1alpha().map_err(std::io::Error::other)?;
 
     let web = GrpcWebLayer::new();
+    // Inside grpc-web, so one place answers malformed native and grpc-web input alike.
+    let one = MalformedLayer::new(Requests::One, grpc::MAX_MESSAGE);
+    let streams = MalformedLayer::new(Requests::Stream, grpc::MAX_MESSAGE);
     let services = grpc::services(state);
-    // `Routes::from(Router::new())` has no gRPC fallback, so unknown paths reach the HTTP
-    // router's JSON 404 (a default `Routes` would answer them 200 with grpc-status 12).
+    // `Routes::from(Router::new())` has no gRPC fallback (merged with the HTTP router's, axum
+    // would panic): unknown paths reach the HTTP fallback, which answers gRPC calls
+    // UNIMPLEMENTED and everything else a JSON 404.
     let grpc_routes = Routes::from(Router::new())
-        .add_service(web.layer(services.sessions))
-        .add_service(web.layer(services.chat))
-        .add_service(web.layer(services.memory))
-        .add_service(web.layer(services.admin))
-        .add_service(web.layer(health))
-        .add_service(web.layer(reflection_v1))
-        .add_service(web.layer(reflection_v1alpha))
+        .add_service(web.layer(one.layer(services.sessions)))
+        .add_service(web.layer(one.layer(services.chat)))
+        .add_service(web.layer(one.layer(services.memory)))
+        .add_service(web.layer(one.layer(services.admin)))
+        .add_service(web.layer(one.layer(health)))
+        .add_service(web.layer(streams.layer(reflection_v1)))
+        .add_service(web.layer(streams.layer(reflection_v1alpha)))
         .into_axum_router();
 
     // socket.io on the merged router: a layer on a sub-router before the merge would answer
@@ -143,6 +135,12 @@ pub fn router(state: &AppState) -> std::io::Result<Served> {
     if let Some(cors) = cors(&state.config.cors_origin) {
         app = app.layer(cors);
     }
+    // Body timeout and `Connection: close` on early answers, inside the request log so it
+    // logs what the client got.
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.config.http.body_timeout,
+        edge::requests,
+    ));
     // Outermost, so every request (preflights, gRPC, refusals) has an id, a log line and
     // its place in the metrics.
     let app = app.layer(axum::middleware::from_fn_with_state(

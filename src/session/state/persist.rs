@@ -1,0 +1,88 @@
+//! What the store keeps of a session: its row, the batch of writes each critical section
+//! makes, the exact seq when it leaves memory, and clearing or deleting it.
+
+use super::*;
+
+impl State {
+    /// The session's row as the store keeps it.
+    pub(super) fn record(&self) -> SessionRecord {
+        let snapshot = self.snapshot();
+        SessionRecord {
+            key: self.key.to_string(),
+            session_id: self.session_id.clone(),
+            name: self.name.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_active_at: self.last_active_at,
+            model: self.model.clone(),
+            thinking: self.thinking,
+            usage: self.usage,
+            history_base: self.history_base,
+            message_count: self.history.len() as u64,
+            preview: snapshot.last_message_preview,
+            compacted_upto: self.compacted_upto,
+            compaction_summary: self.compaction_summary.clone(),
+            memory_namespace: self.memory_namespace.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+
+    /// The writes of this critical section, as one batch: the session row first (when it
+    /// changed), then the changes in order, then the running run's checkpoint (when due).
+    /// Forgets writes not yet submitted (a session dropped before it was ever stored).
+    pub fn discard_writes(&mut self) {
+        self.dirty = false;
+        self.ops.clear();
+    }
+
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        if self.dirty && !self.deleted {
+            ops.push(Op::PutSession(self.record()));
+        }
+        self.dirty = false;
+        ops.append(&mut self.ops);
+        if std::mem::take(&mut self.checkpoint_due)
+            && let Some(run) = &self.run
+        {
+            ops.push(Op::Checkpoint {
+                message_id: run.message_id.clone(),
+                checkpoint: run.checkpoint(),
+            });
+            self.last_checkpoint = Instant::now();
+        }
+        ops
+    }
+
+    /// Removes the session, its history and its messages from the store (its seq stays).
+    pub fn delete_stored(&mut self) {
+        self.deleted = true;
+        self.ops.push(Op::DeleteSession { key: self.key.to_string() });
+    }
+
+    /// Marks the row for rewriting (name, model, thinking level, activity changed).
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the exact last seq (instead of the reserved block), when the session leaves
+    /// memory, so the next load continues without a gap.
+    pub fn save_seq(&mut self) {
+        self.seq_floor = self.log.last_seq();
+        self.ops.push(Op::Seq { key: self.key.to_string(), seq: self.seq_floor });
+        self.dirty = true;
+    }
+
+    /// Clears the conversation in place under a new session id.
+    pub fn clear(&mut self) {
+        self.history_base += self.history.len() as u64;
+        self.history.clear();
+        self.ops.push(Op::ClearHistory { key: self.key.to_string() });
+        self.compacted_upto = 0;
+        self.compaction_summary = None;
+        self.dirty = true;
+        self.session_id = uuid::Uuid::new_v4().to_string();
+        self.usage = Usage::default();
+        self.updated_at = now_ms();
+    }
+}

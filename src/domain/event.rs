@@ -146,13 +146,8 @@ impl Event {
     pub fn sse_frame(&self) -> Bytes {
         self.sse
             .get_or_init(|| {
-                let json = self.to_json();
-                let frame = if self.kind.is_note() {
-                    format!("data: {json}\n\n")
-                } else {
-                    format!("id: {}\ndata: {json}\n\n", self.seq)
-                };
-                Bytes::from(frame)
+                let id = (!self.kind.is_note()).then_some(self.seq);
+                sse_frame(id, None, &self.to_json())
             })
             .clone()
     }
@@ -161,6 +156,27 @@ impl Event {
     pub fn proto_frame(&self, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
         self.proto.get_or_init(|| encode(self)).clone()
     }
+}
+
+/// One Server-Sent Events frame, the one encoder of every SSE stream: `id: <id>` (when the
+/// frame can be resumed from), `event: <name>` (named streams), then `data: <data>` and the
+/// blank line. `data` is one line (JSON, or the AI SDK's `[DONE]`).
+pub fn sse_frame(id: Option<u64>, name: Option<&str>, data: &str) -> Bytes {
+    let mut frame = String::with_capacity(data.len() + 32);
+    if let Some(id) = id {
+        frame.push_str("id: ");
+        frame.push_str(&id.to_string());
+        frame.push('\n');
+    }
+    if let Some(name) = name {
+        frame.push_str("event: ");
+        frame.push_str(name);
+        frame.push('\n');
+    }
+    frame.push_str("data: ");
+    frame.push_str(data);
+    frame.push_str("\n\n");
+    Bytes::from(frame)
 }
 
 #[cfg(test)]

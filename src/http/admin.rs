@@ -33,16 +33,7 @@ pub async fn logs(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, GatewayError> {
-    let limit = match query.get("limit") {
-        Some(raw) => Some(
-            raw.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| GatewayError::invalid("limit must be a positive integer"))?,
-        ),
-        None => None,
-    };
+    let limit = super::extract::positive(&query, "limit", "limit must be a positive integer")?;
     Ok(Json(json!({ "logs": state.admin.logs(limit) })))
 }
 

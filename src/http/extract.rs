@@ -177,6 +177,24 @@ pub fn user_text(body: &Value) -> Option<String> {
     user.get("content").and_then(non_empty)
 }
 
+/// A positive integer query parameter, or 400 with `message`.
+pub fn positive(
+    query: &HashMap<String, String>,
+    name: &str,
+    message: &str,
+) -> Result<Option<usize>, GatewayError> {
+    query
+        .get(name)
+        .map(|raw| {
+            raw.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| GatewayError::invalid(message))
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

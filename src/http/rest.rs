@@ -29,24 +29,6 @@ pub async fn ready(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "ok": true, "ready": state.ready(), "sessions": state.sessions.live_count() }))
 }
 
-/// A positive integer query parameter, or 400 with `message`.
-fn positive(
-    query: &HashMap<String, String>,
-    name: &str,
-    message: &str,
-) -> Result<Option<usize>, GatewayError> {
-    query
-        .get(name)
-        .map(|raw| {
-            raw.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| GatewayError::invalid(message))
-        })
-        .transpose()
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionList {
@@ -60,7 +42,7 @@ pub async fn list_sessions(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let limit = positive(&query, "limit", "List limit must be a positive integer")?;
+    let limit = super::extract::positive(&query, "limit", "List limit must be a positive integer")?;
     let page = state.sessions.list(&caller, limit, query.get("cursor").map(String::as_str)).await?;
     Ok(Json(SessionList { sessions: page.items, next_cursor: page.next_cursor }).into_response())
 }
@@ -204,7 +186,8 @@ pub async fn history(
     KeyPath(key): KeyPath,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let limit = positive(&query, "limit", "History limit must be a positive integer")?;
+    let limit =
+        super::extract::positive(&query, "limit", "History limit must be a positive integer")?;
     let page = state
         .sessions
         .history(&caller, &key, limit, query.get("cursor").map(String::as_str))

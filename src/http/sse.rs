@@ -91,10 +91,5 @@ pub fn stream_response(
 
 /// One named SSE frame: `id:` (for logged events), `event: <name>`, `data: <json>`.
 pub fn named_frame(id: Option<u64>, name: &str, data: &serde_json::Value) -> Bytes {
-    let mut frame = String::new();
-    if let Some(id) = id {
-        frame.push_str(&format!("id: {id}\n"));
-    }
-    frame.push_str(&format!("event: {name}\ndata: {data}\n\n"));
-    Bytes::from(frame)
+    crate::domain::event::sse_frame(id, Some(name), &data.to_string())
 }

@@ -59,16 +59,7 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let limit = match query.get("limit") {
-        Some(limit) => Some(
-            limit
-                .parse::<usize>()
-                .ok()
-                .filter(|l| *l > 0)
-                .ok_or_else(|| GatewayError::invalid("limit must be a positive integer"))?,
-        ),
-        None => None,
-    };
+    let limit = super::extract::positive(&query, "limit", "limit must be a positive integer")?;
     let page = state.sessions.list(&caller, limit, query.get("cursor").map(String::as_str)).await?;
     let mut body =
         json!({ "conversations": page.items.iter().map(conversation).collect::<Vec<_>>() });

@@ -108,17 +108,14 @@ fn ui_stream(message_id: String, run: RunStream) -> impl futures_util::Stream<It
             let id = seq.filter(|_| i + 1 == count);
             match chunk {
                 Chunk::Json(value) => frame(id, &value),
-                Chunk::Done => Bytes::from_static(b"data: [DONE]\n\n"),
+                Chunk::Done => crate::domain::event::sse_frame(None, None, "[DONE]"),
             }
         }))
     }))
 }
 
 fn frame(id: Option<u64>, value: &Value) -> Bytes {
-    match id {
-        Some(id) => Bytes::from(format!("id: {id}\ndata: {value}\n\n")),
-        None => Bytes::from(format!("data: {value}\n\n")),
-    }
+    crate::domain::event::sse_frame(id, None, &value.to_string())
 }
 
 /// Images of the newest user message's `file` parts (`useChat` attachments), as data URLs.
@@ -300,5 +297,122 @@ fn result_text(result: &Value) -> String {
     match result.pointer("/content/0/text").and_then(Value::as_str) {
         Some(text) => text.to_string(),
         None => result.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::{Event, RunOutcome, Usage};
+
+    fn event(kind: EventKind) -> RunItem {
+        RunItem::Event(Arc::new(Event::new("k".into(), 1, kind)))
+    }
+
+    /// The chunks' JSON `type`s (and `[DONE]`) for a sequence of run items.
+    fn types(items: Vec<RunItem>) -> Vec<String> {
+        let mut chunks = Chunks::default();
+        items
+            .into_iter()
+            .flat_map(|item| chunks.map(item))
+            .map(|chunk| match chunk {
+                Chunk::Json(value) => value["type"].as_str().unwrap().to_string(),
+                Chunk::Done => "[DONE]".into(),
+            })
+            .collect()
+    }
+
+    fn outcome(ok: bool, response: &str) -> RunItem {
+        RunItem::Outcome(RunOutcome {
+            ok,
+            response: response.into(),
+            error: (!ok).then(|| "it failed".into()),
+            session_key: "k".into(),
+            message_id: "m".into(),
+        })
+    }
+
+    fn token(delta: &str, content_index: u32) -> RunItem {
+        event(EventKind::Token { delta: delta.into(), content_index })
+    }
+
+    #[test]
+    fn text_reasoning_and_tools_open_and_close_their_blocks() {
+        let end = EventKind::AgentEnd {
+            message_id: "m".into(),
+            ok: true,
+            error: None,
+            usage: Usage::default(),
+        };
+        let got = types(vec![
+            event(EventKind::TurnStart),
+            event(EventKind::Thinking { delta: "hm".into(), content_index: 0 }),
+            token("Hel", 1),
+            token("lo", 1),
+            event(EventKind::ToolCallStart { tool_call_id: "c".into(), tool_name: "read".into() }),
+            event(EventKind::ToolCallEnd {
+                tool_call_id: "c".into(),
+                tool_name: "read".into(),
+                args: json!({}),
+            }),
+            event(EventKind::MessageComplete { text: "Hello".into() }),
+            event(EventKind::ToolComplete {
+                tool_call_id: "c".into(),
+                tool_name: "read".into(),
+                result: json!({"content": [{"type": "text", "text": "no such file"}]}),
+                is_error: true,
+            }),
+            event(EventKind::TurnEnd),
+            event(end),
+            outcome(true, "Hello"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "start-step",
+                "reasoning-start",
+                "reasoning-delta",
+                "text-start",
+                "text-delta",
+                "text-delta",
+                "tool-input-start",
+                "tool-input-available",
+                "reasoning-end",
+                "text-end",
+                "tool-output-error",
+                "finish-step",
+                "finish",
+                "[DONE]",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_ends_once_whatever_follows() {
+        let abort = types(vec![token("a", 0), event(EventKind::Aborted), outcome(false, "")]);
+        assert_eq!(abort, ["text-start", "text-delta", "text-end", "abort", "[DONE]"]);
+        let failed = types(vec![
+            event(EventKind::Error { error: "boom".into(), code: "model_error".into() }),
+            outcome(false, ""),
+        ]);
+        assert_eq!(failed, ["error", "[DONE]"], "the outcome adds no second end");
+        // A repeat of a finished message (idempotency key): the stored reply as one block.
+        let repeat = types(vec![outcome(true, "stored reply")]);
+        assert_eq!(
+            repeat,
+            [
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "finish-step",
+                "finish",
+                "[DONE]"
+            ]
+        );
+        let stopped = types(vec![token("a", 0), RunItem::Stopped]);
+        assert_eq!(stopped, ["text-start", "text-delta", "text-end", "error", "[DONE]"]);
     }
 }

@@ -33,6 +33,37 @@ fn note(key: &Arc<str>, seq: u64, kind: EventKind) -> Arc<Event> {
     Arc::new(Event::new(key.clone(), seq, kind))
 }
 
+/// A stream's place in the session's log and what it does when it falls behind: the seq it
+/// has reached, and for a lag, the count in `/metrics` and the `lagged {missed}` note it
+/// yields (at the seq the stream has then reached).
+struct Position {
+    key: Arc<str>,
+    last: u64,
+    lagged: Counter,
+}
+
+impl Position {
+    fn new(key: Arc<str>, last: u64, lagged: Counter) -> Self {
+        Self { key, last, lagged }
+    }
+
+    fn reached(&mut self, event: &Event) {
+        self.last = event.seq;
+    }
+
+    /// `missed` events were dropped for this stream.
+    fn lag(&mut self, missed: u64) -> Arc<Event> {
+        self.last += missed;
+        self.lagged.inc();
+        note(&self.key, self.last, EventKind::Lagged { missed })
+    }
+
+    /// A note at the current position (`hello`, a `lagged` that was not counted live).
+    fn note(&self, kind: EventKind) -> Arc<Event> {
+        note(&self.key, self.last, kind)
+    }
+}
+
 /// `hello`, then `lagged` if the resume point is gone, then the replayed events, then live
 /// ones. Ends after `session_deleted`, when the session goes away, or at shutdown.
 pub(crate) fn subscription(
@@ -43,10 +74,10 @@ pub(crate) fn subscription(
     lagged: Counter,
 ) -> EventStream {
     Box::pin(async_stream::stream! {
-        let mut last = sub.last_seq;
-        yield note(&key, last, EventKind::Hello { snapshot: Box::new(snapshot) });
+        let mut at = Position::new(key, sub.last_seq, lagged);
+        yield at.note(EventKind::Hello { snapshot: Box::new(snapshot) });
         if sub.missed > 0 {
-            yield note(&key, last, EventKind::Lagged { missed: sub.missed });
+            yield at.note(EventKind::Lagged { missed: sub.missed });
         }
         for event in sub.backlog {
             yield event;
@@ -70,18 +101,14 @@ pub(crate) fn subscription(
             };
             match received {
                 Ok(event) => {
-                    last = event.seq;
+                    at.reached(&event);
                     let end = matches!(event.kind, EventKind::SessionDeleted { .. });
                     yield event;
                     if end {
                         break;
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    last += missed;
-                    lagged.inc();
-                    yield note(&key, last, EventKind::Lagged { missed });
-                }
+                Err(RecvError::Lagged(missed)) => yield at.lag(missed),
                 Err(RecvError::Closed) => break,
             }
         }
@@ -103,7 +130,7 @@ pub(crate) fn run_events(
     Box::pin(async_stream::stream! {
         let mut active = joined;
         let mut ended = false;
-        let mut last = 0;
+        let mut at = Position::new(key, 0, lagged);
         let mut resolved = None;
         let mut stopping = false;
         // Follows the live feed until this run's `agent_end`; stops early when the outcome
@@ -126,16 +153,15 @@ pub(crate) fn run_events(
             };
             match received {
                 Ok(event) => {
-                    last = event.seq;
+                    at.reached(&event);
                     if let Some(item) = run_item(event, &run_message_id, &mut active, &mut ended) {
                         yield item;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    last += missed;
-                    lagged.inc();
+                    let note = at.lag(missed);
                     if active {
-                        yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                        yield RunItem::Event(note);
                     }
                 }
                 Err(RecvError::Closed) => break,
@@ -144,14 +170,13 @@ pub(crate) fn run_events(
         while active && !ended {
             match live.try_recv() {
                 Ok(event) => {
+                    at.reached(&event);
                     if let Some(item) = run_item(event, &run_message_id, &mut active, &mut ended) {
                         yield item;
                     }
                 }
                 Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                    last += missed;
-                    lagged.inc();
-                    yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                    yield RunItem::Event(at.lag(missed))
                 }
                 Err(_) => break,
             }
@@ -214,9 +239,9 @@ pub(crate) fn resumed_run(
         let mut ended = false;
         let mut reply = String::new();
         let mut outcome = None;
-        let mut last = sub.last_seq;
+        let mut at = Position::new(key.clone(), sub.last_seq, lagged);
         if missed > 0 {
-            yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+            yield RunItem::Event(at.note(EventKind::Lagged { missed }));
         }
         let mut follow = |event: Arc<Event>, active: &mut bool, ended: &mut bool| {
             if let EventKind::MessageComplete { text } = &event.kind
@@ -264,16 +289,15 @@ pub(crate) fn resumed_run(
                     break;
                 }
                 Some(Ok(event)) => {
-                    last = event.seq;
+                    at.reached(&event);
                     if let Some(item) = follow(event, &mut active, &mut ended) {
                         yield item;
                     }
                 }
                 Some(Err(RecvError::Lagged(missed))) => {
-                    last += missed;
-                    lagged.inc();
+                    let note = at.lag(missed);
                     if active {
-                        yield RunItem::Event(note(&key, last, EventKind::Lagged { missed }));
+                        yield RunItem::Event(note);
                     }
                 }
                 Some(Err(RecvError::Closed)) => break,
@@ -283,4 +307,128 @@ pub(crate) fn resumed_run(
             yield RunItem::Outcome(outcome);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::domain::{ThinkingLevel, Usage};
+    use crate::session::log::EventLog;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            session_key: "k".into(),
+            session_id: "id".into(),
+            name: None,
+            message_count: 0,
+            queue_depth: 0,
+            processing: false,
+            loaded: true,
+            created_at: 0,
+            updated_at: 0,
+            last_active_at: 0,
+            last_message_preview: None,
+            model_provider: None,
+            model_id: None,
+            thinking_level: ThinkingLevel::Off,
+            usage: Usage::default(),
+        }
+    }
+
+    fn token(i: u32) -> EventKind {
+        EventKind::Token { delta: i.to_string(), content_index: 0 }
+    }
+
+    fn start(id: &str) -> EventKind {
+        EventKind::AgentStart { message_id: id.into() }
+    }
+
+    fn end(id: &str) -> EventKind {
+        EventKind::AgentEnd {
+            message_id: id.into(),
+            ok: true,
+            error: None,
+            usage: Usage::default(),
+        }
+    }
+
+    /// What a stream yielded, as `(seq, type)`.
+    fn kinds(events: &[Arc<Event>]) -> Vec<(u64, String)> {
+        events
+            .iter()
+            .map(|e| {
+                let json: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+                (e.seq, json["type"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_hears_how_much_it_missed_and_goes_on() {
+        let mut log = EventLog::new("k".into(), 10, 64, 2);
+        let sub = log.subscribe(None);
+        let counter = Counter::default();
+        let shutdown = CancellationToken::new();
+        let stream = subscription("k".into(), snapshot(), sub, shutdown.clone(), counter.clone());
+        for i in 0..5 {
+            log.push(token(i));
+        }
+        let deleted = EventKind::SessionDeleted { session_id: "id".into() };
+        // The buffer holds two: the four oldest of the six are lost to this subscriber.
+        log.push(deleted);
+        let events: Vec<_> = stream.collect().await;
+        let got = kinds(&events);
+        assert_eq!(got[0], (10, "hello".into()));
+        assert_eq!(got[1], (14, "lagged".into()), "at the seq it has then reached: {got:?}");
+        assert_eq!(&got[2..], [(15, "token".into()), (16, "session_deleted".into())]);
+        let json: serde_json::Value = serde_json::from_str(&events[1].to_json()).unwrap();
+        assert_eq!(json["missed"], 4);
+        assert_eq!(counter.get(), 1, "counted once in /metrics");
+    }
+
+    #[tokio::test]
+    async fn a_run_stream_keeps_only_its_runs_events_then_the_outcome() {
+        let mut log = EventLog::new("k".into(), 0, 64, 64);
+        let live = log.subscribe(None).live.unwrap();
+        let (tx, outcome) = oneshot::channel();
+        let stream = run_events(
+            "k".into(),
+            "mine".into(),
+            false,
+            live,
+            outcome,
+            CancellationToken::new(),
+            Counter::default(),
+        );
+        for kind in [start("other"), token(0), end("other"), start("mine"), token(1)] {
+            log.push(kind);
+        }
+        log.push(EventKind::SessionState { snapshot: Box::new(snapshot()) });
+        log.push(end("mine"));
+        log.push(token(2));
+        let answer = RunOutcome {
+            ok: true,
+            response: "1".into(),
+            error: None,
+            session_key: "k".into(),
+            message_id: "mine".into(),
+        };
+        tx.send(answer.clone()).unwrap();
+        let items: Vec<RunItem> = stream.collect().await;
+        let events: Vec<Arc<Event>> = items
+            .iter()
+            .filter_map(|i| match i {
+                RunItem::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds(&events),
+            [(4, "agent_start".into()), (5, "token".into()), (7, "agent_end".into())],
+            "another run's events, queue changes and what follows its end are left out"
+        );
+        assert!(matches!(items.last(), Some(RunItem::Outcome(o)) if *o == answer));
+    }
 }

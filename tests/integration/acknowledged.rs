@@ -9,7 +9,7 @@ use agent_gateway::proto as pb;
 use pb::stream_chat_response::Kind as Item;
 use serde_json::{Value, json};
 
-use crate::common::process::Process;
+use crate::common::process::{Process, history};
 use crate::common::*;
 use crate::grpc_chat::send;
 
@@ -31,16 +31,6 @@ async fn post(gw: &Process, path: &str, body: Value) -> Value {
 
 async fn status_of(gw: &Process, path: &str) -> u16 {
     reqwest::get(gw.url(path)).await.unwrap().status().as_u16()
-}
-
-async fn history(gw: &Process, key: &str) -> Vec<Value> {
-    let body: Value = reqwest::get(gw.url(&format!("/sessions/{key}/history")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["messages"].as_array().unwrap_or_else(|| panic!("history of {key}: {body}")).clone()
 }
 
 fn has_error_part(message: &Value) -> bool {

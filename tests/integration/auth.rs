@@ -34,12 +34,6 @@ async fn http(gw: &Gateway, token: Option<&str>, method: &str, path: &str) -> (u
     (status, body.to_string())
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 #[tokio::test]
 async fn each_scope_opens_its_routes_and_only_those() {
     let gw = gateway().await;

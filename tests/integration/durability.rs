@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tonic::Streaming;
 use tonic::transport::Channel;
 
-use crate::common::process::Process;
+use crate::common::process::{Process, history};
 use crate::common::*;
 use crate::grpc_chat::send;
 
@@ -48,12 +48,6 @@ async fn run_to_end(
             Item::Accepted(_) => panic!("accepted twice"),
         }
     }
-}
-
-async fn history(gw: &Process, key: &str) -> Vec<Value> {
-    let url = gw.url(&format!("/sessions/{key}/history"));
-    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    body["messages"].as_array().unwrap_or_else(|| panic!("history of {key}: {body}")).clone()
 }
 
 /// Logged events of a session after `after`, until the `agent_end` of `last_message_id`.

@@ -28,12 +28,6 @@ async fn get(gw: &Gateway, token: &str, path: &str) -> (u16, Value) {
     read(gw.http.get(gw.url(path)).bearer_auth(token).send().await.unwrap()).await
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 fn contents(results: &Value) -> Vec<String> {
     results["results"].as_array().unwrap().iter().map(|r| text_of(&r["content"])).collect()
 }

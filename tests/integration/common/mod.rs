@@ -361,3 +361,10 @@ pub async fn until_gone(cmdline: &str) {
 pub fn words(count: usize) -> String {
     (0..count).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
 }
+
+/// A gRPC request carrying `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}

@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 
 use agent_gateway::proto::chat_client::ChatClient;
+use serde_json::Value;
 use tonic::transport::Channel;
 
 use super::WAIT;
@@ -121,4 +122,11 @@ impl Drop for Process {
             let _ = child.wait();
         }
     }
+}
+
+/// The whole history of `key`, read over REST.
+pub async fn history(gw: &Process, key: &str) -> Vec<Value> {
+    let url = gw.url(&format!("/sessions/{key}/history"));
+    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    body["messages"].as_array().unwrap_or_else(|| panic!("history of {key}: {body}")).clone()
 }

@@ -38,6 +38,10 @@ fi
 echo "== hadolint Dockerfile"
 "$venv/bin/hadolint" Dockerfile
 
+echo "== layers (no circle, no upward import)"
+python3 ../shared/tools/layers.py src \
+  --order error,proto,allocator,telemetry,domain,config,auth,store,memory,agent,session,service,tls,app,grpc,http,server
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -7,24 +7,26 @@
 //! one way: transport → session manager → agent / store; events flow back on channels.
 //!
 //! # Layout
-//! - [`config`]: defaults < TOML file < environment < command line, validated once.
+//! Lowest layer first; a module imports only from the layers above it in this list (the test
+//! command checks it with `layers.py --order`):
 //! - [`error`]: the one error type and its gRPC/HTTP status table.
-//! - [`server`]: `run(listener, state, shutdown)`, the one-port router and the accept loop with
-//!   its connection, header and body limits; [`tls`] for TLS on it.
-//! - [`session`]: the session manager, queue, run driver, event log and streams.
-//! - [`store`]: the `Store` trait and its SQLite implementation (sessions, history, the
-//!   message queue with each message's state, seqs), with versioned migrations.
-//! - [`agent`]: the agent loop, providers (`echo`, OpenAI-compatible, Anthropic), tools.
-//! - [`memory`]: long-term memory (namespaces, remember, forget, ranked search) and the
-//!   memory API both transports call.
-//! - [`auth`]: callers, tokens and scopes.
-//! - [`commands`]: slash commands, and the sending API that runs them for every transport.
-//! - [`admin`]: public config, live patches, channels, logs and metrics for operators.
-//! - [`telemetry`]: tracing, the log ring, request ids and Prometheus metrics; [`allocator`]
-//!   the allocator statistics of `jemalloc` builds.
-//! - [`grpc`]: one adapter per proto service, plus the auth guard.
-//! - [`http`]: REST routes, SSE, webhook, request extraction.
-//! - [`proto`]: generated types and the reflection descriptor set.
+//! - [`proto`]: generated types and the reflection descriptor set; [`allocator`] the allocator
+//!   statistics of `jemalloc` builds; [`telemetry`]: tracing, the log ring, request ids and
+//!   Prometheus metrics.
+//! - [`domain`]: the vocabulary every layer shares (messages, snapshots, sending calls and
+//!   outcomes, events, memory records, run ends, the caller and its scopes, tool names).
+//! - [`config`]: defaults < TOML file < environment < command line, validated once; live patches.
+//! - [`auth`]: the token table and the operation → scope table.
+//! - [`store`]: the `Store` trait and its SQLite implementation, with versioned migrations.
+//! - [`memory`]: long-term memory rules (namespaces, remember, forget, ranked search).
+//! - [`agent`]: the agent loop, providers (`echo`, OpenAI-compatible, Anthropic), confined tools
+//!   and the sandbox of the processes they start.
+//! - [`session`]: the session manager, per-session state, run driver, event log and streams.
+//! - [`service`]: what both transports call: chat and slash commands, memory, admin.
+//! - [`tls`] and [`app`]: the TLS acceptor; `AppState`, the wiring.
+//! - [`grpc`]: one adapter per proto service, plus the auth guard; [`http`]: REST routes, SSE,
+//!   v1, Vercel, socket.io, webhooks.
+//! - [`server`]: `run(listener, state, shutdown)`, the one-port router and accept loop.
 #![forbid(unsafe_code)]
 
 pub mod agent;

@@ -1,7 +1,7 @@
 //! The v1 conversation API of seed 003 (GATEWAY.md §5.2): conversations are sessions under
 //! another name (`conversationId` = session key). This file has the conversation routes;
-//! [`chat`] the chat routes (JSON, and the adapter routes that build the id from
-//! `source:workspaceId:channelId:threadId`), [`stream`] their named-event SSE form.
+//! `chat` the chat routes (JSON, and the adapter routes that build the id from
+//! `source:workspaceId:channelId:threadId`), `stream` their named-event SSE form.
 
 mod chat;
 mod stream;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::extract::{JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text};
 use super::rest::idempotency_key;
 use super::sse::{resume_point, stream_response};
+use crate::agent::tools::result_text;
 use crate::app::AppState;
 use crate::domain::Caller;
 use crate::domain::EventKind;
@@ -292,13 +293,5 @@ impl Chunks {
             _ => {}
         }
         out
-    }
-}
-
-/// The text of a tool result (`{content: [{type: "text", text}]}`), else its JSON.
-fn result_text(result: &Value) -> String {
-    match result.pointer("/content/0/text").and_then(Value::as_str) {
-        Some(text) => text.to_string(),
-        None => result.to_string(),
     }
 }

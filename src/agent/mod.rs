@@ -22,7 +22,8 @@ use crate::config::{Config, ModelConfig};
 use crate::domain::EventKind;
 use crate::domain::ToolSet;
 use crate::domain::{
-    HistoryMessage, ModelRef, Part, Role, RunEnd, RunStatus, ThinkingLevel, Usage,
+    ABORTED, FailureCode, HistoryMessage, Interruption, ModelRef, Part, Role, RunEnd, RunStatus,
+    ThinkingLevel, Usage,
 };
 use crate::memory::Memory;
 use provider::{ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream};
@@ -56,9 +57,6 @@ fn estimate_tokens(system_prompt: &str, messages: &[HistoryMessage]) -> u64 {
 /// Project instructions in the workspace that join the system prompt.
 pub const CONTEXT_FILE: &str = "AGENTS.md";
 
-/// Error result given to tool calls cut short by an abort.
-pub const ABORTED: &str = "aborted";
-
 /// The session side of a run.
 pub trait RunHost: Send + Sync {
     /// Records the event (and its effect on the session's draft and history) and publishes it.
@@ -81,9 +79,8 @@ pub trait RunHost: Send + Sync {
     /// Moves steering messages that arrived into history and returns how many. With
     /// `close_if_none`, an empty inbox marks the run as closing, so later steers queue instead.
     fn take_steering(&self, close_if_none: bool) -> usize;
-    /// Why a cancelled run was cut short, when it was not an abort: `(code, message)`, e.g.
-    /// `("interrupted", "interrupted by shutdown")` or `("timeout", ...)`.
-    fn interrupted(&self) -> Option<(String, String)>;
+    /// Why a cancelled run was cut short, when it was not an abort (shutdown, run timeout).
+    fn interrupted(&self) -> Option<Interruption>;
 }
 
 /// A model of the registry and the provider that serves it.
@@ -260,7 +257,7 @@ impl Agent {
         let mut response = String::new();
         let Some(entry) = self.entry(model) else {
             let error = format!("Model not found: {}/{}", model.provider, model.model_id);
-            return failed(error, "model_error", response, usage);
+            return failed(error, FailureCode::ModelError, response, usage);
         };
         let provider = &entry.provider;
         let specs: Vec<_> = self.tools.iter().map(|t| t.spec().clone()).collect();
@@ -270,7 +267,7 @@ impl Agent {
             if step == self.max_steps {
                 let error =
                     format!("Run stopped after {} model calls (agent.max_steps)", self.max_steps);
-                return failed(error, "max_steps", response, usage);
+                return failed(error, FailureCode::MaxSteps, response, usage);
             }
             host.emit(EventKind::TurnStart);
             host.emit(EventKind::MessageStart { role: Role::Assistant.as_str().into() });
@@ -363,12 +360,13 @@ impl Agent {
                         ProviderEvent::Usage(u) => usage += u,
                     },
                     Some(Err(error)) => {
+                        let code = FailureCode::ModelError;
                         host.finish_message(Some(Part::Error {
-                            code: "model_error".into(),
+                            code: code.as_str().into(),
                             message: error.message.clone(),
                         }));
                         close_calls(host, &calls, "model call failed");
-                        return failed(error.message, "model_error", response, usage);
+                        return failed(error.message, code, response, usage);
                     }
                 }
             }
@@ -567,8 +565,8 @@ impl Agent {
 }
 
 /// Ends a cancelled run: the draft (when `in_message`) keeps its text with an error part,
-/// open tool calls get error results. An abort ends as `Aborted`; an interruption (shutdown)
-/// as a failure with code `interrupted`, as after a crash.
+/// open tool calls get error results. An abort ends as `Aborted`; an interruption with its
+/// own status (shutdown: interrupted, as after a crash; the run timeout: a failure).
 fn stopped(
     host: &dyn RunHost,
     calls: &[(String, String, Option<Value>)],
@@ -576,19 +574,15 @@ fn stopped(
     response: String,
     usage: Usage,
 ) -> RunEnd {
-    let interrupted = host.interrupted();
-    let (code, message) = match &interrupted {
-        Some((code, message)) => (code.as_str(), message.as_str()),
-        None => (ABORTED, "Run aborted"),
-    };
+    let status = host.interrupted().map_or(RunStatus::Aborted, |why| why.status());
+    let code = status.code().unwrap_or(ABORTED);
+    let reason = status.error().unwrap_or(ABORTED);
     if in_message {
+        let message = if status == RunStatus::Aborted { "Run aborted" } else { reason };
         host.finish_message(Some(Part::Error { code: code.into(), message: message.into() }));
     }
-    close_calls(host, calls, if interrupted.is_some() { message } else { ABORTED });
-    match &interrupted {
-        Some((code, message)) => failed(message.clone(), code, response, usage),
-        None => RunEnd { status: RunStatus::Aborted, response, usage },
-    }
+    close_calls(host, calls, reason);
+    RunEnd { status, response, usage }
 }
 
 /// Gives every open tool call an error result, so history never holds a dangling call, and
@@ -605,6 +599,6 @@ fn close_calls(host: &dyn RunHost, calls: &[(String, String, Option<Value>)], re
     host.emit(EventKind::TurnEnd);
 }
 
-fn failed(error: String, code: &str, response: String, usage: Usage) -> RunEnd {
-    RunEnd { status: RunStatus::Failed { error, code: code.into() }, response, usage }
+fn failed(error: String, code: FailureCode, response: String, usage: Usage) -> RunEnd {
+    RunEnd { status: RunStatus::failed(code, error), response, usage }
 }

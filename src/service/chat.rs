@@ -288,6 +288,8 @@ impl ChatService {
             error: (!result.ok).then_some(result.output),
             session_key: request.session_key.clone(),
             message_id: message_id.clone(),
+            // A command is no run.
+            status: None,
         };
         self.sessions.record_command(request, &outcome).await?;
         Ok((accepted(&message_id, false), outcome))

@@ -29,6 +29,7 @@ use crate::memory::Memory;
 
 pub use host::RunHost;
 pub use prompt::CONTEXT_FILE;
+pub use registry::UnknownModel;
 
 /// Providers, tools and limits shared by every run.
 pub struct Agent {

@@ -1,6 +1,6 @@
 //! The model registry and the agent's construction from config: the built-in echo models, the
 //! configured default model and the `[[models]]` entries, each with the provider that serves
-//! it.
+//! it; and the one answer for a model it does not know ([`UnknownModel`]).
 
 use std::sync::Arc;
 
@@ -10,7 +10,21 @@ use super::tools::{self, Workspace};
 use super::{Agent, echo, genai_provider, retry};
 use crate::config::{Config, ModelConfig};
 use crate::domain::{ModelRef, ToolSet};
+use crate::error::GatewayError;
 use crate::memory::Memory;
+
+/// A model reference the registry does not know. Its text is the one message for it,
+/// `Model not found: <provider>/<model>`: 404 to a call that names it, the error of a run
+/// whose session still has it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Model not found: {}/{}", .0.provider, .0.model_id)]
+pub struct UnknownModel(pub ModelRef);
+
+impl From<UnknownModel> for GatewayError {
+    fn from(unknown: UnknownModel) -> Self {
+        GatewayError::not_found(unknown.to_string())
+    }
+}
 
 /// A model of the registry and the provider that serves it.
 pub(super) struct ModelEntry {
@@ -73,10 +87,11 @@ impl Registry {
         Ok(Self { models, default_model })
     }
 
-    pub fn lookup(&self, model: &ModelRef) -> Option<&ModelEntry> {
+    pub fn lookup(&self, model: &ModelRef) -> Result<&ModelEntry, UnknownModel> {
         self.models
             .iter()
             .find(|m| m.info.provider == model.provider && m.info.model_id == model.model_id)
+            .ok_or_else(|| UnknownModel(model.clone()))
     }
 }
 
@@ -151,8 +166,8 @@ impl Agent {
         self.registry.models.iter().map(|m| m.info.clone()).collect()
     }
 
-    /// Whether a model reference names a known model.
-    pub fn has_model(&self, model: &ModelRef) -> bool {
-        self.registry.lookup(model).is_some()
+    /// Whether a model reference names a known model; the error says which one is unknown.
+    pub fn check_model(&self, model: &ModelRef) -> Result<(), UnknownModel> {
+        self.registry.lookup(model).map(|_| ())
     }
 }

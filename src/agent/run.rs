@@ -34,9 +34,11 @@ impl Agent {
     ) -> RunEnd {
         let mut usage = Usage::default();
         let mut response = String::new();
-        let Some(entry) = self.registry.lookup(model) else {
-            let error = format!("Model not found: {}/{}", model.provider, model.model_id);
-            return failed(error, FailureCode::ModelError, response, usage);
+        let entry = match self.registry.lookup(model) {
+            Ok(entry) => entry,
+            Err(unknown) => {
+                return failed(unknown.to_string(), FailureCode::ModelError, response, usage);
+            }
         };
         let specs: Vec<_> = self.tools.iter().map(|t| t.spec().clone()).collect();
         for step in 0.. {

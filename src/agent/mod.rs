@@ -22,6 +22,9 @@ mod run;
 pub mod sandbox;
 pub mod tools;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::provider::{
     ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream,
 };
+use super::tools::result_text;
 use crate::domain::{HistoryMessage, Part, Role, Usage};
 
 pub struct EchoProvider {
@@ -96,13 +97,6 @@ fn tokens(text: &str) -> Vec<String> {
         out.push(current);
     }
     out
-}
-
-fn result_text(result: &Value) -> String {
-    match result.pointer("/content/0/text").and_then(Value::as_str) {
-        Some(text) => text.to_string(),
-        None => result.to_string(),
-    }
 }
 
 /// What the model does this turn, decided from the context.

@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::provider::{
     ModelInfo, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderStream,
 };
+use super::tools::result_text;
 use crate::config::ModelConfig;
 use crate::domain::{Part, Role, ThinkingLevel, Usage};
 
@@ -150,16 +151,6 @@ fn chat_request(request: &ModelRequest) -> ChatRequest {
         chat = chat.with_tools(tools);
     }
     chat
-}
-
-/// The text of a tool result (`{content: [{type: "text", text}]}`), else its JSON.
-fn result_text(result: &Value) -> String {
-    let texts: Vec<&str> = result
-        .get("content")
-        .and_then(Value::as_array)
-        .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect())
-        .unwrap_or_default();
-    if texts.is_empty() { result.to_string() } else { texts.join("\n") }
 }
 
 fn reasoning_effort(level: ThinkingLevel) -> Option<ReasoningEffort> {

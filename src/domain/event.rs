@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::run::RunStatus;
 use super::session::{Snapshot, Usage};
 
 /// What happened. Serialised flat: `{"type":"token","delta":"Hi","contentIndex":0,...}`.
@@ -88,12 +89,16 @@ pub enum EventKind {
     CompactionEnd {
         summary_tokens: u64,
     },
+    /// Made by [`EventKind::agent_end`]: `ok` and `error` are what the wire carries, `status`
+    /// the same end typed, for the gateway's own readers (a resumed run stream's outcome).
     AgentEnd {
         message_id: String,
         ok: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         usage: Usage,
+        #[serde(skip)]
+        status: RunStatus,
     },
     Error {
         error: String,
@@ -109,6 +114,17 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The `agent_end` of run `message_id`, which ended with `status`.
+    pub fn agent_end(message_id: impl Into<String>, status: RunStatus, usage: Usage) -> Self {
+        EventKind::AgentEnd {
+            message_id: message_id.into(),
+            ok: status.is_completed(),
+            error: status.error().map(str::to_string),
+            usage,
+            status,
+        }
+    }
+
     /// Per-subscriber notes are not logged and carry no SSE `id:`.
     pub fn is_note(&self) -> bool {
         matches!(self, EventKind::Hello { .. } | EventKind::Lagged { .. })

@@ -16,7 +16,7 @@ pub use caller::{Caller, RunPermit, Scope};
 pub use event::{Event, EventKind};
 pub use memory::{MemoryCounts, MemoryRecord, NewMemory, SearchHit};
 pub use message::{HistoryMessage, Image, Part, Role, ToolState};
-pub use run::{RunEnd, RunStatus};
+pub use run::{ABORTED, FailureCode, Interruption, RunEnd, RunStatus};
 pub use send::{
     Accepted, CreateRequest, RunOutcome, SendMode, SendRequest, Source, StreamingBehavior,
 };

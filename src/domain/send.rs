@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::caller::Caller;
 use super::message::Image;
+use super::run::RunStatus;
 use super::session::ModelRef;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,6 +99,48 @@ pub struct RunOutcome {
     pub error: Option<String>,
     pub session_key: String,
     pub message_id: String,
+    /// How the message's run ended, typed, for transports that tell an abort or a failure's
+    /// code apart. `None` when it never ran (cancelled, cleared, reset) or when the outcome was
+    /// read back from the store (an idempotent repeat): not part of the JSON.
+    #[serde(skip)]
+    pub status: Option<RunStatus>,
+}
+
+impl RunOutcome {
+    /// The outcome of a run that ended with `status`: the reply only when it completed.
+    pub fn of_run(
+        status: RunStatus,
+        response: String,
+        session_key: impl Into<String>,
+        message_id: impl Into<String>,
+    ) -> Self {
+        let ok = status.is_completed();
+        Self {
+            ok,
+            response: if ok { response } else { String::new() },
+            error: status.error().map(str::to_string),
+            session_key: session_key.into(),
+            message_id: message_id.into(),
+            status: Some(status),
+        }
+    }
+
+    /// A failure with no typed end: the message never ran (cancelled, cleared, reset), or
+    /// its run is not known here (a repeat of a message a crash cut short).
+    pub fn failed(
+        error: impl Into<String>,
+        session_key: impl Into<String>,
+        message_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            ok: false,
+            response: String::new(),
+            error: Some(error.into()),
+            session_key: session_key.into(),
+            message_id: message_id.into(),
+            status: None,
+        }
+    }
 }
 
 /// Explicit creation (`CreateSession`, `POST /v1/conversations`).

@@ -218,7 +218,7 @@ pub fn event(event: &Event) -> pb::Event {
         EventKind::CompactionEnd { summary_tokens } => {
             K::CompactionEnd(pb::CompactionEnd { summary_tokens: *summary_tokens })
         }
-        EventKind::AgentEnd { message_id, ok, error, usage: u } => K::AgentEnd(pb::AgentEnd {
+        EventKind::AgentEnd { message_id, ok, error, usage: u, .. } => K::AgentEnd(pb::AgentEnd {
             message_id: message_id.clone(),
             ok: *ok,
             error: error.clone(),

@@ -21,7 +21,7 @@ use socketioxide::socket::DisconnectReason;
 use crate::app::AppState;
 use crate::domain::EventKind;
 use crate::domain::{Caller, Scope};
-use crate::domain::{ModelRef, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
+use crate::domain::{ModelRef, RunStatus, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
 use crate::error::GatewayError;
 use crate::service::admin::ChannelStatus;
 use crate::service::chat::{self as commands, CommandResult};
@@ -258,10 +258,9 @@ async fn relay_message(
             },
             // An abort is the client's own doing; anything else that ended the run badly is
             // an `error`.
-            RunItem::Outcome(outcome) => match outcome.error {
-                Some(error) if !outcome.ok && error != crate::agent::ABORTED => {
-                    ("error", json!({ "error": error }))
-                }
+            RunItem::Outcome(outcome) => match (outcome.status, outcome.error) {
+                (Some(RunStatus::Aborted), _) => continue,
+                (_, Some(error)) if !outcome.ok => ("error", json!({ "error": error })),
                 _ => continue,
             },
             RunItem::Stopped => {

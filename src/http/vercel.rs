@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::extract::{JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text};
 use super::rest::idempotency_key;
 use super::sse::{resume_point, stream_response};
+use crate::agent::tools::result_text;
 use crate::app::AppState;
 use crate::domain::Caller;
 use crate::domain::EventKind;
@@ -292,14 +293,6 @@ impl Chunks {
     }
 }
 
-/// The text of a tool result (`{content: [{type: "text", text}]}`), else its JSON.
-fn result_text(result: &Value) -> String {
-    match result.pointer("/content/0/text").and_then(Value::as_str) {
-        Some(text) => text.to_string(),
-        None => result.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -331,6 +324,7 @@ mod tests {
             error: (!ok).then(|| "it failed".into()),
             session_key: "k".into(),
             message_id: "m".into(),
+            status: None,
         })
     }
 
@@ -341,6 +335,7 @@ mod tests {
     #[test]
     fn text_reasoning_and_tools_open_and_close_their_blocks() {
         let end = EventKind::AgentEnd {
+            status: crate::domain::RunStatus::Completed,
             message_id: "m".into(),
             ok: true,
             error: None,

@@ -10,7 +10,7 @@ use crate::domain::Caller;
 use crate::domain::{
     Accepted, ModelRef, RunOutcome, SendMode, SendRequest, Snapshot, ThinkingLevel,
 };
-use crate::error::{ErrorCode, Result};
+use crate::error::Result;
 use crate::memory::Remember;
 use crate::service::MemoryService;
 use crate::session::SessionManager;
@@ -220,16 +220,15 @@ impl ChatService {
             return Ok(CommandResult::refused("Use /model <provider>/<model>"));
         };
         let model = ModelRef { provider: provider.into(), model_id: model_id.into() };
-        match self.sessions.set_model(caller, key, model).await {
-            Ok(model) => Ok(CommandResult::ok(
-                format!("Model set to {}/{}", model.provider, model.model_id),
-                json!({ "model": model }),
-            )),
-            Err(e) if e.code == ErrorCode::NotFound && e.message.starts_with("Model not found") => {
-                Ok(CommandResult::refused(e.message))
-            }
-            Err(e) => Err(e),
+        // An unknown model is the command's refusal; anything else refuses the call.
+        if let Err(unknown) = self.sessions.check_model(&model) {
+            return Ok(CommandResult::refused(unknown.to_string()));
         }
+        let model = self.sessions.set_model(caller, key, model).await?;
+        Ok(CommandResult::ok(
+            format!("Model set to {}/{}", model.provider, model.model_id),
+            json!({ "model": model }),
+        ))
     }
 
     /// A sending call: a message, or a command when its text starts with one (run at once;
@@ -288,6 +287,8 @@ impl ChatService {
             error: (!result.ok).then_some(result.output),
             session_key: request.session_key.clone(),
             message_id: message_id.clone(),
+            // A command is no run.
+            status: None,
         };
         self.sessions.record_command(request, &outcome).await?;
         Ok((accepted(&message_id, false), outcome))

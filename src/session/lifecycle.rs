@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::state::Session;
 use super::{SessionManager, run, validate_key};
+use crate::agent::UnknownModel;
 use crate::domain::Caller;
 use crate::domain::EventKind;
 use crate::domain::*;
@@ -29,13 +30,8 @@ impl SessionManager {
         if let Some(name) = &request.name {
             validate_name(name)?;
         }
-        if let Some(model) = &request.model
-            && !self.inner.agent.has_model(model)
-        {
-            return Err(GatewayError::not_found(format!(
-                "Model not found: {}/{}",
-                model.provider, model.model_id
-            )));
+        if let Some(model) = &request.model {
+            self.check_model(model)?;
         }
         let stored_key = self.key_for(&request.caller, &key).await?;
         let session = {
@@ -95,12 +91,7 @@ impl SessionManager {
 
     /// Switches the session's model (from the next run on); an unknown model is 404.
     pub async fn set_model(&self, caller: &Caller, key: &str, model: ModelRef) -> Result<ModelRef> {
-        if !self.inner.agent.has_model(&model) {
-            return Err(GatewayError::not_found(format!(
-                "Model not found: {}/{}",
-                model.provider, model.model_id
-            )));
-        }
+        self.check_model(&model)?;
         let session = self.existing(caller, key).await?;
         Self::durably(&session, |state| {
             state.model = model.clone();
@@ -152,6 +143,11 @@ impl SessionManager {
     /// The model registry and the model new sessions get.
     pub fn models(&self) -> (Vec<crate::agent::provider::ModelInfo>, ModelRef) {
         (self.inner.agent.models(), self.inner.agent.default_model().clone())
+    }
+
+    /// Whether the registry has the model; 404 `Model not found: ...` as a call's answer.
+    pub fn check_model(&self, model: &ModelRef) -> std::result::Result<(), UnknownModel> {
+        self.inner.agent.check_model(model)
     }
 
     /// Aborts the running run; whether one was running.

@@ -191,11 +191,8 @@ mod tests {
     fn runs_are_found_in_the_log() {
         let mut log = EventLog::new("k".into(), 0, 64, 8);
         let start = |id: &str| EventKind::AgentStart { message_id: id.into() };
-        let end = |id: &str| EventKind::AgentEnd {
-            message_id: id.into(),
-            ok: true,
-            error: None,
-            usage: Default::default(),
+        let end = |id: &str| {
+            EventKind::agent_end(id, crate::domain::RunStatus::Completed, Default::default())
         };
         let complete = |text: &str| EventKind::MessageComplete { text: text.into() };
         log.push(start("a")); // 1

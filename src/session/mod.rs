@@ -566,7 +566,7 @@ impl SessionManager {
         if tokio::time::timeout(grace, runs.wait_for(|n| *n == 0)).await.is_err() {
             warn!(?grace, "runs still going after the shutdown grace period; interrupting them");
             for session in self.live() {
-                session.lock().interrupt("interrupted", "interrupted by shutdown");
+                session.lock().interrupt(crate::domain::Interruption::Shutdown);
             }
             // Cancellation stops them at once; bounded in case a tool ignores it.
             let stopped = runs.wait_for(|n| *n == 0);

@@ -14,8 +14,8 @@ use super::SessionManager;
 use super::state::Session;
 use crate::agent::{Agent, RunHost};
 use crate::domain::EventKind;
+use crate::domain::{FailureCode, Interruption, RunEnd, RunStatus};
 use crate::domain::{HistoryMessage, Part};
-use crate::domain::{RunEnd, RunStatus};
 use crate::error::GatewayError;
 
 /// The first wait before retrying a run whose start the store refused, and the longest.
@@ -75,11 +75,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = tokio::time::sleep(run_timeout) => {
-                        let message = format!(
-                            "run timed out after {} (agent.run_timeout)",
-                            humantime::format_duration(run_timeout)
-                        );
-                        session.lock().interrupt("timeout", &message);
+                        session.lock().interrupt(Interruption::Timeout { limit: run_timeout });
                     }
                 }
             }
@@ -90,10 +86,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             .catch_unwind()
             .await
             .unwrap_or_else(|_| RunEnd {
-                status: RunStatus::Failed {
-                    error: "internal error".into(),
-                    code: "internal".into(),
-                },
+                status: RunStatus::failed(FailureCode::Internal, "internal error"),
                 response: String::new(),
                 usage: Default::default(),
             });
@@ -101,7 +94,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             RunStatus::Completed => {
                 debug!(session_key = %session.key, %message_id, "run completed")
             }
-            RunStatus::Failed { error, .. } => {
+            RunStatus::Failed { error, .. } | RunStatus::Interrupted { reason: error } => {
                 info!(session_key = %session.key, %message_id, %error, "run failed")
             }
             RunStatus::Aborted => info!(session_key = %session.key, %message_id, "run aborted"),
@@ -110,7 +103,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
         manager.inner.metrics.run_finished(match &end.status {
             RunStatus::Completed => "ok",
             RunStatus::Aborted => "aborted",
-            RunStatus::Failed { code, .. } if code == "interrupted" => "interrupted",
+            RunStatus::Interrupted { .. } => "interrupted",
             RunStatus::Failed { .. } => "failed",
         });
         // Nobody hears of the end before the store has it (the last history message and the
@@ -172,7 +165,7 @@ impl RunHost for Host<'_> {
         self.session.lock().take_steering(close_if_none)
     }
 
-    fn interrupted(&self) -> Option<(String, String)> {
-        self.session.lock().run.as_ref().and_then(|run| run.interrupted.clone())
+    fn interrupted(&self) -> Option<Interruption> {
+        self.session.lock().run.as_ref().and_then(|run| run.interrupted)
     }
 }

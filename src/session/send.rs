@@ -99,13 +99,13 @@ impl SessionManager {
                                 // Accepted before a crash that cut its run short.
                                 None => Admitted::finished(
                                     &state.shown,
-                                    RunOutcome {
-                                        ok: false,
-                                        response: String::new(),
-                                        error: Some(state::INTERRUPTED_BY_RESTART.to_string()),
-                                        session_key: state.shown.to_string(),
+                                    // Like an outcome read back from the store: no
+                                    // typed end.
+                                    RunOutcome::failed(
+                                        state::INTERRUPTED_BY_RESTART,
+                                        state.shown.to_string(),
                                         message_id,
-                                    },
+                                    ),
                                 ),
                             });
                         }

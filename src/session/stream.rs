@@ -252,16 +252,15 @@ pub(crate) fn resumed_run(
             let seq = event.seq;
             let item = run_item(event, &run_message_id, active, ended);
             if let Some(RunItem::Event(event)) = &item
-                && let EventKind::AgentEnd { ok, error, .. } = &event.kind
+                && let EventKind::AgentEnd { status, .. } = &event.kind
                 && *ended
             {
-                outcome = Some(RunOutcome {
-                    ok: *ok,
-                    response: if *ok { reply.clone() } else { String::new() },
-                    error: error.clone(),
-                    session_key: key.to_string(),
-                    message_id: run_message_id.clone(),
-                });
+                outcome = Some(RunOutcome::of_run(
+                    status.clone(),
+                    reply.clone(),
+                    key.to_string(),
+                    run_message_id.clone(),
+                ));
             }
             item.filter(|_| seq > seen)
         };
@@ -347,6 +346,7 @@ mod tests {
 
     fn end(id: &str) -> EventKind {
         EventKind::AgentEnd {
+            status: crate::domain::RunStatus::Completed,
             message_id: id.into(),
             ok: true,
             error: None,
@@ -414,6 +414,7 @@ mod tests {
             error: None,
             session_key: "k".into(),
             message_id: "mine".into(),
+            status: None,
         };
         tx.send(answer.clone()).unwrap();
         let items: Vec<RunItem> = stream.collect().await;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Tool, ToolContext, ToolOutput, truncate};
+use super::{Tool, ToolContext, ToolOutput, parse_args, truncate};
 use crate::agent::provider::ToolSpec;
 use crate::agent::sandbox::Sandbox;
 
@@ -28,7 +28,7 @@ pub struct Bash {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+struct BashArgs {
     command: String,
     /// Seconds; default 120, at most 600.
     timeout: Option<u64>,
@@ -51,9 +51,9 @@ impl Bash {
     }
 
     async fn run(&self, args: Value, ctx: ToolContext<'_>) -> ToolOutput {
-        let args: Args = match serde_json::from_value(args) {
+        let args: BashArgs = match parse_args("bash", args) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("Invalid arguments for bash: {e}")),
+            Err(refused) => return refused,
         };
         let timeout =
             args.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
@@ -85,7 +85,7 @@ impl Bash {
                         if last_update.elapsed() >= UPDATE_EVERY {
                             last_update = Instant::now();
                             let text = truncate(&String::from_utf8_lossy(&output), true);
-                            (ctx.update)(json!({"content": [{"type": "text", "text": text}]}));
+                            (ctx.update)(ToolOutput::text(text).result);
                         }
                     }
                     // Both pipes closed: the command is done with its output.

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolContext, ToolOutput, Workspace};
+use super::{Tool, ToolContext, ToolOutput, Workspace, parse_args};
 use crate::agent::provider::ToolSpec;
 
 pub struct Write {
@@ -41,9 +41,9 @@ impl Write {
     }
 
     async fn run(&self, args: Value) -> ToolOutput {
-        let args: WriteArgs = match serde_json::from_value(args) {
+        let args: WriteArgs = match parse_args("write", args) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("Invalid arguments for write: {e}")),
+            Err(refused) => return refused,
         };
         let (path, content) = (args.path.clone(), args.content);
         let length = content.len();
@@ -97,9 +97,9 @@ impl Edit {
     }
 
     async fn run(&self, args: Value) -> ToolOutput {
-        let args: EditArgs = match serde_json::from_value(args) {
+        let args: EditArgs = match parse_args("edit", args) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("Invalid arguments for edit: {e}")),
+            Err(refused) => return refused,
         };
         if args.old_text.is_empty() {
             return ToolOutput::error("oldText must not be empty");

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Node, Tool, ToolContext, ToolOutput, Workspace, truncate};
+use super::{Node, Tool, ToolContext, ToolOutput, Workspace, parse_args, truncate};
 use crate::agent::provider::ToolSpec;
 
 const DEFAULT_LIMIT: usize = 500;
@@ -18,11 +18,6 @@ const DEFAULT_LIMIT: usize = 500;
 const WALK_LIMIT: usize = 100_000;
 /// Files larger than this are not searched by `grep`.
 const GREP_MAX_FILE: u64 = 4 * 1024 * 1024;
-
-fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, ToolOutput> {
-    serde_json::from_value(args)
-        .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
-}
 
 /// Where to start: `path` (default the workspace root), relative to the root.
 fn start(path: Option<&str>) -> Result<PathBuf, ToolOutput> {
@@ -93,7 +88,7 @@ impl Ls {
 }
 
 fn ls(workspace: &Workspace, args: Value) -> ToolOutput {
-    let args: LsArgs = match parse("ls", args) {
+    let args: LsArgs = match parse_args("ls", args) {
         Ok(args) => args,
         Err(e) => return e,
     };
@@ -182,7 +177,7 @@ impl Find {
 }
 
 fn find(workspace: &Workspace, args: Value) -> ToolOutput {
-    let args: FindArgs = match parse("find", args) {
+    let args: FindArgs = match parse_args("find", args) {
         Ok(args) => args,
         Err(e) => return e,
     };
@@ -267,7 +262,7 @@ impl Grep {
 }
 
 fn grep(workspace: &Workspace, args: Value) -> ToolOutput {
-    let args: GrepArgs = match parse("grep", args) {
+    let args: GrepArgs = match parse_args("grep", args) {
         Ok(args) => args,
         Err(e) => return e,
     };

@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolContext, ToolOutput};
+use super::{Tool, ToolContext, ToolOutput, parse_args};
 use crate::agent::provider::ToolSpec;
 use crate::memory::{Access, Memory, Remember};
 
@@ -62,11 +62,6 @@ fn access(ctx: &ToolContext<'_>) -> Access {
     Access::agent(ctx.episodes_of.map(str::to_string))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(tool: &str, args: Value) -> Result<T, ToolOutput> {
-    serde_json::from_value(args)
-        .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
-}
-
 struct Search {
     spec: ToolSpec,
     memory: Memory,
@@ -85,7 +80,7 @@ impl Tool for Search {
     }
     fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
         Box::pin(async move {
-            let args: SearchArgs = match parse("memory_search", args) {
+            let args: SearchArgs = match parse_args("memory_search", args) {
                 Ok(args) => args,
                 Err(e) => return e,
             };
@@ -138,7 +133,7 @@ impl Tool for RememberTool {
     }
     fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
         Box::pin(async move {
-            let args: RememberArgs = match parse("memory_remember", args) {
+            let args: RememberArgs = match parse_args("memory_remember", args) {
                 Ok(args) => args,
                 Err(e) => return e,
             };
@@ -178,7 +173,7 @@ impl Tool for Forget {
     }
     fn call<'a>(&'a self, args: Value, ctx: ToolContext<'a>) -> BoxFuture<'a, ToolOutput> {
         Box::pin(async move {
-            let args: ForgetArgs = match parse("memory_forget", args) {
+            let args: ForgetArgs = match parse_args("memory_forget", args) {
                 Ok(args) => args,
                 Err(e) => return e,
             };

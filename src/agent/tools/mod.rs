@@ -11,6 +11,7 @@ mod workspace;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,26 @@ impl ToolOutput {
 
 fn text_content(text: String) -> Value {
     json!({ "content": [{ "type": "text", "text": text }] })
+}
+
+/// The text of a tool result, the one reading of it for a model (the providers), for the echo
+/// model and for a UI (Vercel's `errorText`): the `text` of every part of its `content`, joined
+/// by newlines, so a result of several parts loses none; a result without text parts as its
+/// JSON. (Every result the gateway's own tools give has exactly one text part.)
+pub fn result_text(result: &Value) -> String {
+    let texts: Vec<&str> = result
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if texts.is_empty() { result.to_string() } else { texts.join("\n") }
+}
+
+/// A call's arguments as the tool's argument type, or the error result the model gets for
+/// arguments that do not fit it.
+pub fn parse_args<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, ToolOutput> {
+    serde_json::from_value(args)
+        .map_err(|e| ToolOutput::error(format!("Invalid arguments for {tool}: {e}")))
 }
 
 /// What a running tool may use: partial results go out as `tool_update` events.

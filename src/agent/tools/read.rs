@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolContext, ToolOutput, Workspace};
+use super::{Tool, ToolContext, ToolOutput, Workspace, parse_args};
 use crate::agent::provider::ToolSpec;
 
 /// Output beyond this many bytes is cut, with a note saying how to read on.
@@ -19,7 +19,7 @@ pub struct ReadTool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+struct ReadArgs {
     path: String,
     /// First line to return, 1-based.
     offset: Option<usize>,
@@ -49,9 +49,9 @@ impl ReadTool {
     }
 
     async fn read(&self, args: Value) -> ToolOutput {
-        let args: Args = match serde_json::from_value(args) {
+        let args: ReadArgs = match parse_args("read", args) {
             Ok(args) => args,
-            Err(e) => return ToolOutput::error(format!("Invalid arguments for read: {e}")),
+            Err(refused) => return refused,
         };
         let path = args.path.clone();
         let read = self.workspace.run(false, move |ws| ws.read(&Workspace::relative(&path)?));

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::domain::Caller;
-use crate::domain::EventKind;
+use crate::domain::{EventKind, RunStatus};
 use crate::error::GatewayError;
 use crate::http::extract::PathParams;
 use crate::http::sse::{named_frame, resume_point, stream_response};
@@ -112,15 +112,9 @@ fn v1_frames(
         let mut guard = guard;
         let ready_session_id = session_id(&sessions, &guard.caller, &key).await;
         yield named_frame(None, "ready", &json!({"conversationId": key, "sessionId": ready_session_id}));
-        let mut error_code = None;
         while let Some(item) = run.next().await {
             match item {
                 RunItem::Event(event) => {
-                    match &event.kind {
-                        EventKind::Error { code, .. } => error_code = Some(code.clone()),
-                        EventKind::Aborted => error_code = Some("aborted".to_string()),
-                        _ => {}
-                    }
                     if let Some((name, data)) = v1_event(&event.kind) {
                         let id = (!event.kind.is_note()).then_some(event.seq);
                         yield named_frame(id, name, &data);
@@ -139,7 +133,10 @@ fn v1_frames(
                         }
                         yield named_frame(None, "done", &done);
                     } else {
-                        let code = error_code.take().unwrap_or_else(|| "failed".into());
+                        // A message that never ran, or a repeat read back from the store,
+                        // has no typed end.
+                        let code =
+                            outcome.status.as_ref().and_then(RunStatus::code).unwrap_or("failed");
                         let error = outcome.error.unwrap_or_else(|| "Run failed".into());
                         yield named_frame(None, "error", &json!({"error": error, "code": code}));
                     }

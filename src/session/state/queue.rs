@@ -48,13 +48,7 @@ impl Queued {
 
     /// The outcome of a message that is not run.
     pub(super) fn rejected(&self, session_key: &str, error: &str) -> RunOutcome {
-        RunOutcome {
-            ok: false,
-            response: String::new(),
-            error: Some(error.to_string()),
-            session_key: session_key.to_string(),
-            message_id: self.message_id.clone(),
-        }
+        RunOutcome::failed(error, session_key, self.message_id.clone())
     }
 
     /// Answers the waiting callers without running the message.

@@ -76,13 +76,14 @@ impl State {
                     self.commit(user(steer).user_message());
                 }
             }
+            let status = RunStatus::Interrupted { reason: INTERRUPTED_BY_RESTART.into() };
             let checkpoint = run.checkpoint.clone().unwrap_or_default();
             let mut parts = checkpoint.draft.map(|d| d.parts).unwrap_or_default();
             parts.retain(
                 |p| !matches!(p, Part::Text { text } | Part::Reasoning { text } if text.is_empty()),
             );
             parts.push(Part::Error {
-                code: "interrupted".into(),
+                code: status.code().unwrap_or_default().into(),
                 message: INTERRUPTED_BY_RESTART.into(),
             });
             self.commit(HistoryMessage {
@@ -109,25 +110,20 @@ impl State {
                 };
                 self.commit(message);
             }
-            let error = INTERRUPTED_BY_RESTART.to_string();
-            self.emit(EventKind::Error { error: error.clone(), code: "interrupted".into() });
-            self.emit(EventKind::AgentEnd {
-                message_id: run.message_id.clone(),
-                ok: false,
-                error: Some(error.clone()),
-                usage: Usage::default(),
-            });
+            self.emit(status.end_event().expect("an interruption has one"));
+            self.emit(EventKind::agent_end(run.message_id.clone(), status, Usage::default()));
         }
         for message in runs.iter().chain(&steering) {
             let error = Some(INTERRUPTED_BY_RESTART.to_string());
             self.ops.push(Op::Finish { message_id: message.message_id.clone(), error });
-            self.record_outcome(&RunOutcome {
-                ok: false,
-                response: String::new(),
-                error: Some(INTERRUPTED_BY_RESTART.to_string()),
-                session_key: self.shown.to_string(),
-                message_id: message.message_id.clone(),
-            });
+            let status = RunStatus::Interrupted { reason: INTERRUPTED_BY_RESTART.into() };
+            let outcome = RunOutcome::of_run(
+                status,
+                String::new(),
+                self.shown.to_string(),
+                message.message_id.clone(),
+            );
+            self.record_outcome(&outcome);
         }
     }
 }

@@ -17,9 +17,8 @@ pub(crate) struct ActiveRun {
     pub draft: Option<Draft>,
     /// Tool results of the current turn, moved into history at `turn_end`.
     pub pending_tools: Vec<(String, HistoryMessage)>,
-    /// Set when shutdown or the run timeout cut the run short (rather than an abort):
-    /// `(code, message)`.
-    pub interrupted: Option<(String, String)>,
+    /// Set when shutdown or the run timeout cut the run short (rather than an abort).
+    pub interrupted: Option<Interruption>,
     /// The message's place in its token's `max_concurrent_runs`, freed as the run ends.
     pub permit: Option<crate::domain::RunPermit>,
     /// The store has the run's start: only then may steering text join it (a run whose start
@@ -149,10 +148,11 @@ impl State {
         steering.len()
     }
 
-    /// Cuts the running run short (shutdown, run timeout): it ends with an error `code`.
-    pub fn interrupt(&mut self, code: &str, reason: &str) {
+    /// Cuts the running run short (shutdown, run timeout): it ends with the interruption's
+    /// status rather than as aborted.
+    pub fn interrupt(&mut self, why: Interruption) {
         if let Some(run) = self.run.as_mut() {
-            run.interrupted = Some((code.to_string(), reason.to_string()));
+            run.interrupted = Some(why);
             run.cancel.cancel();
         }
     }
@@ -180,31 +180,18 @@ impl State {
             self.commit_user(&queued);
         }
         self.usage += end.usage;
-        let error = match end.status {
-            RunStatus::Completed => None,
-            RunStatus::Failed { error, code } => {
-                self.emit(EventKind::Error { error: error.clone(), code });
-                Some(error)
-            }
-            RunStatus::Aborted => {
-                self.emit(EventKind::Aborted);
-                Some(crate::agent::ABORTED.to_string())
-            }
-        };
-        self.emit(EventKind::AgentEnd {
-            message_id: run.message_id.clone(),
-            ok: error.is_none(),
-            error: error.clone(),
-            usage: end.usage,
-        });
+        if let Some(event) = end.status.end_event() {
+            self.emit(event);
+        }
+        let error = end.status.error().map(str::to_string);
+        self.emit(EventKind::agent_end(run.message_id.clone(), end.status.clone(), end.usage));
         self.ops.push(Op::Finish { message_id: run.message_id.clone(), error: error.clone() });
-        let outcome = RunOutcome {
-            ok: error.is_none(),
-            response: if error.is_none() { end.response } else { String::new() },
-            error: error.clone(),
-            session_key: self.shown.to_string(),
-            message_id: run.message_id.clone(),
-        };
+        let outcome = RunOutcome::of_run(
+            end.status,
+            end.response,
+            self.shown.to_string(),
+            run.message_id.clone(),
+        );
         self.record_outcome(&outcome);
         let mut outcomes = Vec::with_capacity(run.waiters.len());
         for (message_id, waiter) in run.waiters {
@@ -240,28 +227,29 @@ impl State {
                 }
             }
             Err(error) => {
+                // The end the run had is not durable: it failed to be recorded.
+                let status = RunStatus::failed(FailureCode::Unavailable, error.clone());
                 for kind in held {
                     match kind {
                         EventKind::AgentEnd { message_id, .. } => {
-                            let code = ErrorCode::Unavailable.as_str().to_string();
-                            self.log_event(EventKind::Error { error: error.clone(), code });
-                            self.log_event(EventKind::AgentEnd {
+                            self.log_event(status.end_event().expect("a failure has one"));
+                            self.log_event(EventKind::agent_end(
                                 message_id,
-                                ok: false,
-                                error: Some(error.clone()),
-                                usage: report.usage,
-                            });
+                                status.clone(),
+                                report.usage,
+                            ));
                         }
                         kind => self.log_event(kind),
                     }
                 }
                 for (waiter, outcome) in report.outcomes {
-                    let _ = waiter.send(RunOutcome {
-                        ok: false,
-                        response: String::new(),
-                        error: Some(error.clone()),
-                        ..outcome
-                    });
+                    let outcome = RunOutcome::of_run(
+                        status.clone(),
+                        String::new(),
+                        outcome.session_key,
+                        outcome.message_id,
+                    );
+                    let _ = waiter.send(outcome);
                 }
             }
         }

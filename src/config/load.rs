@@ -212,6 +212,54 @@ mod tests {
         assert!(load(&[], &[("http.max_connections", "0")]).is_err());
     }
 
+    /// defaults < file < environment < command line, each layer winning only for the keys it
+    /// sets.
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        let file = "port = 9000\nbind = \"0.0.0.0\"\nmodel = \"echo\"\n[session]\nmax_queue = 2\n";
+        std::fs::write(&path, file).unwrap();
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let sources = Sources {
+            file: Some(path.clone()),
+            env: env(&[("GATEWAY_PORT", "9001"), ("GATEWAY_HOST", "10.0.0.1")]),
+            overrides: vec![("port".into(), "9002".into())],
+        };
+        let config = Config::load(&sources).unwrap();
+        assert_eq!(config.port, 9002, "the command line wins over all");
+        assert_eq!(config.bind, "10.0.0.1", "the environment wins over the file");
+        assert_eq!(config.session.max_queue, 2, "the file wins over the defaults");
+        assert_eq!(config.session.idle, Duration::from_secs(3600), "a default no layer sets");
+        assert_eq!(config.config_file.as_deref(), Some(path.as_path()));
+
+        let config = Config::load(&Sources { overrides: vec![], ..sources.clone() }).unwrap();
+        assert_eq!(config.port, 9001);
+        let config = Config::load(&Sources { env: HashMap::new(), ..sources }).unwrap();
+        assert_eq!((config.port, config.bind.as_str()), (9002, "0.0.0.0"));
+    }
+
+    #[test]
+    fn every_environment_variable_names_a_key() {
+        for (var, key) in ENV_KEYS {
+            let value = match *key {
+                "port" => "1",
+                "web_ui" | "persist" => "true",
+                "tools_sandbox" => "none",
+                k if k.starts_with("http.") && k.ends_with("timeout") => "3s",
+                "http.max_connections" => "3",
+                "provider" => "openai",
+                "model" => "echo",
+                _ => "x",
+            };
+            let env = [(var.to_string(), value.to_string())].into();
+            let loaded = Config::load(&Sources { env, ..Default::default() });
+            assert!(loaded.is_ok(), "{var} -> {key}: {}", loaded.unwrap_err());
+        }
+    }
+
     #[test]
     fn file_unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();

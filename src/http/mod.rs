@@ -113,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/config", get(admin::get_config).patch(admin::patch_config))
         .route("/channels/status", get(admin::channels))
         .route("/logs", get(admin::logs));
-    if !state.config.metrics.public {
+    if !state.config.startup().metrics.public {
         admin = admin.route("/metrics", get(admin::metrics));
     }
     let admin = admin.route_layer(middleware::from_fn_with_state(Scope::Admin, require_scope));
@@ -127,13 +127,13 @@ pub fn router(state: AppState) -> Router {
 
     // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
     let mut public = Router::new().route("/health", get(rest::health));
-    if state.config.metrics.public {
+    if state.config.startup().metrics.public {
         public = public.route("/metrics", get(admin::metrics));
     }
-    if state.config.web_ui {
+    if state.config.startup().web_ui {
         public = public.route("/", get(page));
     }
-    if state.config.webhook.enabled {
+    if state.config.startup().webhook.enabled {
         public = public.merge(webhook::router(&state));
     }
 

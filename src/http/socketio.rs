@@ -34,7 +34,7 @@ pub fn layer(state: &AppState) -> (SocketIoLayer, SocketIo) {
         .with_state(state.clone())
         // Room for a burst of tokens for a slow client; beyond it the relay waits.
         .max_buffer_size(1024)
-        .max_payload(state.config.http.max_body as u64)
+        .max_payload(state.config.startup().http.max_body as u64)
         .build_layer();
     io.ns("/chat", on_connect.with(authenticate));
     (layer, io)

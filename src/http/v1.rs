@@ -319,7 +319,7 @@ async fn chat_sse(state: AppState, version: Version, chat: Chat) -> Answer {
         armed: chat.named,
     };
     let frames = v1_frames(state.sessions.clone(), key, run, chat.adapter_key, guard);
-    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+    Ok(stream_response(frames, state.config.startup().http.sse_heartbeat, version))
 }
 
 /// `GET /v1/conversations/:id/stream?messageId=&after=`: picks a v1 stream up again after a
@@ -350,7 +350,7 @@ pub async fn resume_stream(
         armed: false,
     };
     let frames = v1_frames(state.sessions.clone(), key, run, None, guard);
-    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+    Ok(stream_response(frames, state.config.startup().http.sse_heartbeat, version))
 }
 
 /// `ready`, the run's named events (logged ones with `id: <seq>`), then `done` or `error`.

@@ -22,7 +22,7 @@ use crate::domain::{SendRequest, StreamingBehavior, now_ms};
 use crate::error::{ErrorCode, GatewayError};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let base = &state.config.webhook.base_path;
+    let base = &state.config.startup().webhook.base_path;
     Router::new().route(base, post(receive)).route(&format!("{base}/{{*route}}"), post(receive))
 }
 
@@ -49,7 +49,7 @@ async fn receive(
     let route = route_of(&params).to_string();
     let answer = handle(&state, &route, headers, &raw, body).await;
     let error = answer.as_ref().err().map(|e| e.message.clone());
-    state.admin.channels.webhook(&state.config.webhook.base_path, &route, error);
+    state.admin.channels.webhook(&state.config.startup().webhook.base_path, &route, error);
     answer
 }
 
@@ -64,7 +64,7 @@ fn unauthenticated(message: &str) -> GatewayError {
 /// Who posts: with a webhook secret, the adapter that knows it (the seed's header, or a
 /// signature of the body, GATEWAY.md §10); without one, a token with the chat scope.
 fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Caller, GatewayError> {
-    let secret = &state.config.webhook.secret;
+    let secret = &state.config.startup().webhook.secret;
     let signed = headers.get(SIGNATURE).is_some() || headers.get(TIMESTAMP).is_some();
     if secret.is_empty() {
         if signed {

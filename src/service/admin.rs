@@ -77,26 +77,11 @@ pub async fn restore_live_config(config: &Live, store: &dyn Store) -> Result<()>
     Ok(())
 }
 
-/// The config as JSON with every secret removed: tokens (the values, not their names and
-/// scopes), API keys, the webhook secret.
+/// The config as JSON with every secret removed (the keys of
+/// [`crate::config::SECRET_KEYS`]): tokens (the values, not their names and scopes), API keys,
+/// the webhook secret.
 pub fn public_config(config: &Config) -> Value {
-    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        for secret in ["bearer_token", "openai_api_key", "anthropic_api_key"] {
-            map.remove(secret);
-        }
-        if let Some(Value::Object(webhook)) = map.get_mut("webhook") {
-            webhook.remove("secret");
-        }
-        for (list, field) in [("tokens", "token"), ("models", "api_key")] {
-            if let Some(Value::Array(items)) = map.get_mut(list) {
-                for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                    item.remove(field);
-                }
-            }
-        }
-    }
-    value
+    config.public_json()
 }
 
 #[derive(Clone)]

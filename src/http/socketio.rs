@@ -19,8 +19,9 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::DisconnectReason;
 
 use crate::app::AppState;
+use crate::auth::Operation;
+use crate::domain::Caller;
 use crate::domain::EventKind;
-use crate::domain::{Caller, Scope};
 use crate::domain::{ModelRef, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
 use crate::error::GatewayError;
 use crate::service::admin::ChannelStatus;
@@ -69,7 +70,7 @@ async fn authenticate(
     let caller = state
         .auth
         .check(header.as_deref())
-        .and_then(|caller| caller.require(Scope::Chat).map(|()| caller))
+        .and_then(|caller| Operation::Chat.authorize(&caller).map(|()| caller))
         .map_err(|e| Refused(e.message))?;
     socket.extensions.insert(caller);
     Ok(())

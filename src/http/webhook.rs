@@ -16,8 +16,8 @@ use sha2::Sha256;
 use super::extract::{ImageJson, PathParams, SignedJson, decode_images};
 use super::rest::{idempotency_key, send_and_wait};
 use crate::app::AppState;
-use crate::auth::secrets_match;
-use crate::domain::{Caller, Scope};
+use crate::auth::{Operation, secrets_match, webhook_caller};
+use crate::domain::Caller;
 use crate::domain::{SendRequest, StreamingBehavior, now_ms};
 use crate::error::{ErrorCode, GatewayError};
 
@@ -74,7 +74,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Cal
         }
         let authorization = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let caller = state.auth.check(authorization)?;
-        caller.require(Scope::Chat)?;
+        Operation::Chat.authorize(&caller)?;
         return Ok(caller);
     }
     if signed {
@@ -85,8 +85,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Cal
             return Err(unauthenticated("Invalid webhook secret"));
         }
     }
-    // The secret authenticates the adapter: it may post to any session, as chat.
-    Ok(Caller::new("webhook", &[Scope::Chat], false))
+    // The secret authenticates the adapter.
+    Ok(webhook_caller())
 }
 
 const SECRET_HEADER: &str = "x-pi-webhook-secret";

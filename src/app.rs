@@ -1,4 +1,4 @@
-//! `AppState`: what every transport handler holds: the config, the session manager, the
+//! `AppState`: what every transport handler holds: the live config, the session manager, the
 //! memory and admin APIs, the metrics, the auth check, and the shutdown signal.
 
 use std::sync::Arc;
@@ -7,10 +7,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, Live};
+use crate::error::GatewayError;
 use crate::memory::Memory;
 use crate::service::ChatService;
 use crate::service::MemoryService;
+use crate::service::admin::restore_live_config;
 use crate::service::{AdminService, Channels};
 use crate::session::SessionManager;
 use crate::store::{SqliteStore, Store};
@@ -21,7 +23,9 @@ pub const STORE_FILE: &str = "gateway.db";
 
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The one live config, shared with the session manager: `config.get()` for the keys of
+    /// [`crate::config::LIVE_KEYS`], `config.startup()` for every other (start-up-only) key.
+    pub config: Arc<Live>,
     pub sessions: SessionManager,
     pub memory: MemoryService,
     /// Sending calls and slash commands, for every transport.
@@ -40,7 +44,9 @@ impl AppState {
     /// and the session manager, which picks up the work a previous process left. The error
     /// says what could not start, naming the file or directory.
     pub async fn open(config: Config) -> Result<Self, String> {
-        let config = Arc::new(config);
+        let live = Arc::new(Live::new(config));
+        // What is built here is built once: every key read below is start-up only.
+        let config = live.startup();
         let tls = match (config.tls.cert.as_str(), config.tls.key.as_str()) {
             ("", "") => None,
             (cert, key) => Some(crate::tls::acceptor(cert.as_ref(), key.as_ref())?),
@@ -55,25 +61,34 @@ impl AppState {
         let memory = Memory::new(store.clone());
         // After the data dir exists, so the tools' confinement can resolve and forbid it.
         let agent =
-            Arc::new(Agent::from_config(&config, memory.clone()).map_err(|e| e.to_string())?);
+            Arc::new(Agent::from_config(config, memory.clone()).map_err(|e| e.to_string())?);
         let sandbox = agent.sandbox_mode().as_str();
         let shutdown = CancellationToken::new();
         let metrics = Metrics::new();
+        let store_error = |e: GatewayError| format!("store {}: {}", store.describe(), e.message);
+        // Before the sessions start, so resumed work already sees the patched limits.
+        restore_live_config(&live, &*store).await.map_err(store_error)?;
         let sessions = SessionManager::open(
-            config.clone(),
+            live.clone(),
             agent,
             store.clone(),
             shutdown.clone(),
             metrics.clone(),
         )
         .await
-        .map_err(|e| format!("store {}: {}", store.describe(), e.message))?;
-        let auth = Auth::from_config(&config);
+        .map_err(store_error)?;
+        let auth = Auth::from_config(config);
         let memory = MemoryService::new(memory, sessions.clone());
         let chat = ChatService::new(sessions.clone(), memory.clone());
-        let admin =
-            AdminService::new(sessions.clone(), metrics.clone(), Channels::default(), sandbox);
-        Ok(Self { config, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
+        let admin = AdminService::new(
+            live.clone(),
+            store.clone(),
+            sessions.clone(),
+            metrics.clone(),
+            Channels::default(),
+            sandbox,
+        );
+        Ok(Self { config: live, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
     }
 
     /// False once shutdown has begun (draining).

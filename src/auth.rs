@@ -1,5 +1,6 @@
-//! The token table (GATEWAY.md §10): which bearer token is which [`Caller`], checked the same
-//! way for every transport (HTTP middleware, the gRPC guard, socket.io, the webhook).
+//! Who may call what (GATEWAY.md §10), checked the same way for every transport (HTTP
+//! middleware, the gRPC guard, socket.io, the webhook): the token table, which bearer token is
+//! which [`Caller`], and the one operation -> scope table, [`Operation`].
 //!
 //! `bearer_token` has every scope; `[[tokens]]` entries have names and the scopes they list.
 //! With no token configured the gateway is open and every caller has every scope. Tokens are
@@ -71,6 +72,109 @@ impl Auth {
     }
 }
 
+/// What a call asks to do, as far as access goes: one row of the README's "Tokens and scopes"
+/// table. Every gRPC method (by [`GRPC_METHODS`]), HTTP route group, socket.io connection and
+/// webhook call is one of these, and [`Operation::scope`] says what it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Talking to the agent: sending, steering, aborting, cancelling a queued message, slash
+    /// commands, following a run's stream. The HTTP chat routes, socket.io, the webhook (when
+    /// no webhook secret replaces the token), `Chat/*`, `Sessions/AbortSession`.
+    Chat,
+    /// Reading and managing sessions (list, create, get, rename, delete, reset, history, queue,
+    /// state, events, model, thinking, reload) and listing the models.
+    Sessions,
+    /// Long-term memory: `/memory/*`, `Memory/*`.
+    Memory,
+    /// Operating the gateway: `/config`, `/channels/status`, `/logs`, `/metrics`, `Admin/*`.
+    Admin,
+    /// Asking whether the gateway takes work: `GET /ready`, `Admin/Ready`.
+    Ready,
+}
+
+impl Operation {
+    /// The scope the operation needs; `None`: any valid token will do.
+    pub const fn scope(self) -> Option<Scope> {
+        match self {
+            Operation::Chat => Some(Scope::Chat),
+            Operation::Sessions => Some(Scope::Sessions),
+            Operation::Memory => Some(Scope::Memory),
+            Operation::Admin => Some(Scope::Admin),
+            Operation::Ready => None,
+        }
+    }
+
+    /// 403 `permission_denied` unless `caller` may do this.
+    pub fn authorize(self, caller: &Caller) -> Result<(), GatewayError> {
+        match self.scope() {
+            Some(scope) => caller.require(scope),
+            None => Ok(()),
+        }
+    }
+
+    /// The operation of a gRPC method, by its path (`/agentgateway.v1.Chat/SendMessage`). A
+    /// method that is not in [`GRPC_METHODS`] is [`Operation::Admin`]: refused rather than
+    /// guessed (tonic then answers UNIMPLEMENTED to those allowed it).
+    pub fn of_grpc(path: &str) -> Operation {
+        let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+            return Operation::Admin;
+        };
+        GRPC_METHODS
+            .iter()
+            .find(|(s, _, methods)| *s == service && methods.contains(&method))
+            .map_or(Operation::Admin, |(_, operation, _)| *operation)
+    }
+}
+
+/// Every method of our gRPC services, by service, with its operation. A test holds it to
+/// `proto/agentgateway/v1/*.proto`: an RPC added there without a row here fails it.
+pub const GRPC_METHODS: &[(&str, Operation, &[&str])] = &[
+    (
+        "agentgateway.v1.Chat",
+        Operation::Chat,
+        &["SendMessage", "StreamChat", "Steer", "CancelQueued", "ExecuteCommand"],
+    ),
+    ("agentgateway.v1.Sessions", Operation::Chat, &["AbortSession"]),
+    (
+        "agentgateway.v1.Sessions",
+        Operation::Sessions,
+        &[
+            "ListSessions",
+            "GetSession",
+            "CreateSession",
+            "DeleteSession",
+            "RenameSession",
+            "ResetSession",
+            "ClearQueue",
+            "GetHistory",
+            "GetState",
+            "ListQueued",
+            "SetModel",
+            "SetThinkingLevel",
+            "ReloadSession",
+            "Subscribe",
+        ],
+    ),
+    ("agentgateway.v1.Admin", Operation::Sessions, &["ListModels"]),
+    (
+        "agentgateway.v1.Memory",
+        Operation::Memory,
+        &["GetStatus", "ListCore", "Search", "Remember", "Forget", "Rebuild"],
+    ),
+    (
+        "agentgateway.v1.Admin",
+        Operation::Admin,
+        &["GetConfig", "PatchConfig", "ListChannels", "GetLogs", "TailLogs"],
+    ),
+    ("agentgateway.v1.Admin", Operation::Ready, &["Ready"]),
+];
+
+/// The caller a valid webhook secret makes: the adapter that knows it, which may post to any
+/// session as a chat caller.
+pub fn webhook_caller() -> Caller {
+    Caller::new("webhook", Operation::Chat.scope().as_slice(), false)
+}
+
 /// Constant-time equality for other shared secrets (the webhook secret).
 pub fn secrets_match(presented: &[u8], expected: &[u8]) -> bool {
     bool::from(presented.ct_eq(expected))
@@ -89,5 +193,95 @@ mod tests {
         assert!(auth.check(Some(b"Basic s3cret")).is_err());
         assert!(auth.check(None).is_err());
         assert!(Auth::new("").check(None).is_ok());
+    }
+
+    fn scope(path: &str) -> Option<Scope> {
+        Operation::of_grpc(path).scope()
+    }
+
+    #[test]
+    fn scopes_by_method() {
+        assert_eq!(scope("/agentgateway.v1.Admin/Ready"), None);
+        assert_eq!(scope("/agentgateway.v1.Admin/GetConfig"), Some(Scope::Admin));
+        assert_eq!(scope("/agentgateway.v1.Admin/ListModels"), Some(Scope::Sessions));
+        assert_eq!(scope("/agentgateway.v1.Sessions/GetSession"), Some(Scope::Sessions));
+        assert_eq!(scope("/agentgateway.v1.Sessions/AbortSession"), Some(Scope::Chat));
+        assert_eq!(scope("/agentgateway.v1.Chat/StreamChat"), Some(Scope::Chat));
+        assert_eq!(scope("/agentgateway.v1.Memory/Search"), Some(Scope::Memory));
+        assert_eq!(scope("/other.Service/Method"), Some(Scope::Admin));
+        assert_eq!(scope("/agentgateway.v1.Chat/NoSuchMethod"), Some(Scope::Admin));
+        assert_eq!(scope("nonsense"), Some(Scope::Admin));
+    }
+
+    /// Every RPC of `proto/agentgateway/v1/*.proto` has exactly one row in [`GRPC_METHODS`], and
+    /// every row names an RPC that exists: a new RPC without a scope fails here.
+    #[test]
+    fn every_rpc_has_one_operation() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let mut rpcs = Vec::new();
+        for file in set.file.iter().filter(|f| f.package() == "agentgateway.v1") {
+            for service in &file.service {
+                for method in &service.method {
+                    rpcs.push(format!("agentgateway.v1.{}/{}", service.name(), method.name()));
+                }
+            }
+        }
+        assert!(rpcs.len() > 30, "{rpcs:?}");
+        let mut rows: Vec<String> = GRPC_METHODS
+            .iter()
+            .flat_map(|(service, _, methods)| methods.iter().map(move |m| format!("{service}/{m}")))
+            .collect();
+        for rpc in &rpcs {
+            let found = rows.iter().filter(|row| *row == rpc).count();
+            assert_eq!(found, 1, "{rpc} needs exactly one row in auth::GRPC_METHODS, has {found}");
+        }
+        rows.retain(|row| !rpcs.contains(row));
+        assert!(rows.is_empty(), "rows for RPCs the protos do not have: {rows:?}");
+    }
+
+    /// The rows agree with the README's table ("Tokens and scopes", the gRPC column).
+    #[test]
+    fn the_readme_table_says_the_same() {
+        let readme = include_str!("../README.md");
+        let row = |first: &str| {
+            readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| {first} |")))
+                .unwrap_or_else(|| panic!("README scope table misses the {first} row"))
+                .rsplit('|')
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        for (operation, first) in [
+            (Operation::Chat, "`chat`"),
+            (Operation::Sessions, "`sessions`"),
+            (Operation::Memory, "`memory`"),
+            (Operation::Admin, "`admin`"),
+            (Operation::Ready, "any valid token"),
+        ] {
+            let grpc = row(first);
+            for (service, _, methods) in GRPC_METHODS.iter().filter(|r| r.1 == operation) {
+                let short = service.trim_start_matches("agentgateway.v1.");
+                let named = methods.iter().all(|m| grpc.contains(&format!("{short}/{m}")));
+                assert!(
+                    named || grpc.contains(&format!("{short}/*")),
+                    "{first}: {short} {methods:?} not in {grpc:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn operations_need_their_scope() {
+        let chat = Caller::new("bot", &[Scope::Chat], false);
+        assert!(Operation::Chat.authorize(&chat).is_ok());
+        assert!(Operation::Ready.authorize(&chat).is_ok());
+        let denied = Operation::Sessions.authorize(&chat).unwrap_err();
+        assert_eq!(denied.message, "This token lacks the sessions scope");
+        assert!(Operation::Chat.authorize(&webhook_caller()).is_ok());
+        assert!(Operation::Memory.authorize(&webhook_caller()).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The auth check of every gRPC service (health and reflection are left open): reads
 //! `authorization: Bearer <token>` metadata, answers UNAUTHENTICATED or PERMISSION_DENIED by the
-//! scope the method needs, and otherwise hands the [`Caller`] to the method through the
+//! scope the method needs ([`Operation::of_grpc`]), and otherwise hands the [`Caller`] to the method through the
 //! request's extensions. A tower service rather than a tonic interceptor, because the scope
 //! depends on the method and interceptors do not see the path.
 
@@ -12,24 +12,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::Service;
 
-use crate::auth::Auth;
-use crate::domain::{Caller, Scope};
-
-/// The scope a method needs (`None`: any valid token). The same grouping as the HTTP routes.
-pub fn scope(path: &str) -> Option<Scope> {
-    let (service, method) = path.trim_start_matches('/').split_once('/')?;
-    Some(match (service, method) {
-        ("agentgateway.v1.Admin", "Ready") => return None,
-        ("agentgateway.v1.Admin", "ListModels") => Scope::Sessions,
-        ("agentgateway.v1.Admin", _) => Scope::Admin,
-        ("agentgateway.v1.Sessions", "AbortSession") => Scope::Chat,
-        ("agentgateway.v1.Sessions", _) => Scope::Sessions,
-        ("agentgateway.v1.Chat", _) => Scope::Chat,
-        ("agentgateway.v1.Memory", _) => Scope::Memory,
-        // Not one of ours: refuse rather than guess.
-        _ => Scope::Admin,
-    })
-}
+use crate::auth::{Auth, Operation};
+use crate::domain::Caller;
 
 #[derive(Clone)]
 pub struct Guarded<S> {
@@ -72,9 +56,7 @@ where
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let checked = self.auth.check(header).and_then(|caller| {
-            if let Some(scope) = scope(request.uri().path()) {
-                caller.require(scope)?;
-            }
+            Operation::of_grpc(request.uri().path()).authorize(&caller)?;
             Ok(caller)
         });
         match checked {
@@ -90,22 +72,5 @@ where
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes_by_method() {
-        assert_eq!(scope("/agentgateway.v1.Admin/Ready"), None);
-        assert_eq!(scope("/agentgateway.v1.Admin/GetConfig"), Some(Scope::Admin));
-        assert_eq!(scope("/agentgateway.v1.Admin/ListModels"), Some(Scope::Sessions));
-        assert_eq!(scope("/agentgateway.v1.Sessions/GetSession"), Some(Scope::Sessions));
-        assert_eq!(scope("/agentgateway.v1.Sessions/AbortSession"), Some(Scope::Chat));
-        assert_eq!(scope("/agentgateway.v1.Chat/StreamChat"), Some(Scope::Chat));
-        assert_eq!(scope("/agentgateway.v1.Memory/Search"), Some(Scope::Memory));
-        assert_eq!(scope("/other.Service/Method"), Some(Scope::Admin));
     }
 }

@@ -22,7 +22,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = GatewayError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request, state.config.http.max_body).await?;
+        let bytes = read_body(request, state.config.startup().http.max_body).await?;
         Ok(JsonBody(parse_json(&bytes)?))
     }
 }
@@ -37,7 +37,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SignedJson<T> {
     type Rejection = GatewayError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let raw = read_body(request, state.config.http.max_body).await?;
+        let raw = read_body(request, state.config.startup().http.max_body).await?;
         let value = parse_json(&raw)?;
         Ok(SignedJson { raw, value })
     }

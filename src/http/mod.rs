@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
-use crate::domain::{Caller, Scope};
+use crate::auth::Operation;
+use crate::domain::Caller;
 use crate::error::{ErrorCode, GatewayError};
 
 /// Who calls (401 without a valid token), for every route but the public ones (see
@@ -35,17 +36,14 @@ async fn authenticate(
     Ok(next.run(request).await)
 }
 
-/// 403 unless the caller (put there by `authenticate`) has the route group's scope.
+/// 403 unless the caller (put there by `authenticate`) may do the route group's operation.
 async fn require_scope(
-    State(scope): State<Scope>,
+    State(operation): State<Operation>,
     request: Request,
     next: Next,
 ) -> Result<Response, GatewayError> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .ok_or_else(GatewayError::unauthenticated)?
-        .require(scope)?;
+    let caller = request.extensions().get::<Caller>().ok_or_else(GatewayError::unauthenticated)?;
+    operation.authorize(caller)?;
     Ok(next.run(request).await)
 }
 
@@ -75,7 +73,8 @@ async fn unknown(request: Request) -> Response {
     }
 }
 
-/// The routes, grouped by the scope they need (README: "Tokens and scopes").
+/// The routes, grouped by operation; [`Operation::scope`] says what each group needs (README:
+/// "Tokens and scopes").
 pub fn router(state: AppState) -> Router {
     let chat = Router::new()
         .route("/sessions/{key}/messages", post(rest::send_message))
@@ -91,7 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/stream", post(v1::chat_stream))
         .route("/v1/adapters/chat", post(v1::adapter_chat))
         .route("/v1/adapters/chat/stream", post(v1::adapter_chat_stream))
-        .route_layer(middleware::from_fn_with_state(Scope::Chat, require_scope));
+        .route_layer(middleware::from_fn_with_state(Operation::Chat, require_scope));
     let sessions = Router::new()
         .route("/sessions", get(rest::list_sessions))
         .route("/sessions/{key}", get(rest::get_session).patch(rest::rename).delete(rest::delete))
@@ -106,19 +105,22 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(rest::models))
         .route("/v1/conversations", get(v1::list).post(v1::create))
         .route("/v1/conversations/{id}", get(v1::get).delete(v1::delete))
-        .route_layer(middleware::from_fn_with_state(Scope::Sessions, require_scope));
-    let memory =
-        memory::router().route_layer(middleware::from_fn_with_state(Scope::Memory, require_scope));
+        .route_layer(middleware::from_fn_with_state(Operation::Sessions, require_scope));
+    let memory = memory::router()
+        .route_layer(middleware::from_fn_with_state(Operation::Memory, require_scope));
     let mut admin = Router::new()
         .route("/config", get(admin::get_config).patch(admin::patch_config))
         .route("/channels/status", get(admin::channels))
         .route("/logs", get(admin::logs));
-    if !state.config.metrics.public {
+    if !state.config.startup().metrics.public {
         admin = admin.route("/metrics", get(admin::metrics));
     }
-    let admin = admin.route_layer(middleware::from_fn_with_state(Scope::Admin, require_scope));
-    let protected = Router::new()
+    let admin = admin.route_layer(middleware::from_fn_with_state(Operation::Admin, require_scope));
+    let ready = Router::new()
         .route("/ready", get(rest::ready))
+        .route_layer(middleware::from_fn_with_state(Operation::Ready, require_scope));
+    let protected = Router::new()
+        .merge(ready)
         .merge(chat)
         .merge(sessions)
         .merge(memory)
@@ -127,13 +129,13 @@ pub fn router(state: AppState) -> Router {
 
     // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
     let mut public = Router::new().route("/health", get(rest::health));
-    if state.config.metrics.public {
+    if state.config.startup().metrics.public {
         public = public.route("/metrics", get(admin::metrics));
     }
-    if state.config.web_ui {
+    if state.config.startup().web_ui {
         public = public.route("/", get(page));
     }
-    if state.config.webhook.enabled {
+    if state.config.startup().webhook.enabled {
         public = public.merge(webhook::router(&state));
     }
 

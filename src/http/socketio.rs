@@ -19,8 +19,9 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::DisconnectReason;
 
 use crate::app::AppState;
+use crate::auth::Operation;
+use crate::domain::Caller;
 use crate::domain::EventKind;
-use crate::domain::{Caller, Scope};
 use crate::domain::{ModelRef, RunStatus, SendRequest, Snapshot, StreamingBehavior, ThinkingLevel};
 use crate::error::GatewayError;
 use crate::service::admin::ChannelStatus;
@@ -34,7 +35,7 @@ pub fn layer(state: &AppState) -> (SocketIoLayer, SocketIo) {
         .with_state(state.clone())
         // Room for a burst of tokens for a slow client; beyond it the relay waits.
         .max_buffer_size(1024)
-        .max_payload(state.config.http.max_body as u64)
+        .max_payload(state.config.startup().http.max_body as u64)
         .build_layer();
     io.ns("/chat", on_connect.with(authenticate));
     (layer, io)
@@ -69,7 +70,7 @@ async fn authenticate(
     let caller = state
         .auth
         .check(header.as_deref())
-        .and_then(|caller| caller.require(Scope::Chat).map(|()| caller))
+        .and_then(|caller| Operation::Chat.authorize(&caller).map(|()| caller))
         .map_err(|e| Refused(e.message))?;
     socket.extensions.insert(caller);
     Ok(())

@@ -28,7 +28,7 @@ pub async fn events(
 ) -> Result<Response, GatewayError> {
     let after = resume_point(&headers, &query)?;
     let events = state.sessions.subscribe(&caller, &key, after).await?;
-    Ok(sse_response(events, state.config.http.sse_heartbeat, version))
+    Ok(sse_response(events, state.config.startup().http.sse_heartbeat, version))
 }
 
 /// The seq a resuming client saw last: the `Last-Event-ID` header, else `?after=`.

@@ -88,7 +88,7 @@ fn ui_response(
     state: &AppState,
     version: Version,
 ) -> Response {
-    let mut response = stream_response(body, state.config.http.sse_heartbeat, version);
+    let mut response = stream_response(body, state.config.startup().http.sse_heartbeat, version);
     response.headers_mut().insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
     response
 }

@@ -16,13 +16,13 @@ use sha2::Sha256;
 use super::extract::{ImageJson, PathParams, SignedJson, decode_images};
 use super::rest::{idempotency_key, send_and_wait};
 use crate::app::AppState;
-use crate::auth::secrets_match;
-use crate::domain::{Caller, Scope};
+use crate::auth::{Operation, secrets_match, webhook_caller};
+use crate::domain::Caller;
 use crate::domain::{SendRequest, StreamingBehavior, now_ms};
 use crate::error::{ErrorCode, GatewayError};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let base = &state.config.webhook.base_path;
+    let base = &state.config.startup().webhook.base_path;
     Router::new().route(base, post(receive)).route(&format!("{base}/{{*route}}"), post(receive))
 }
 
@@ -49,7 +49,7 @@ async fn receive(
     let route = route_of(&params).to_string();
     let answer = handle(&state, &route, headers, &raw, body).await;
     let error = answer.as_ref().err().map(|e| e.message.clone());
-    state.admin.channels.webhook(&state.config.webhook.base_path, &route, error);
+    state.admin.channels.webhook(&state.config.startup().webhook.base_path, &route, error);
     answer
 }
 
@@ -64,7 +64,7 @@ fn unauthenticated(message: &str) -> GatewayError {
 /// Who posts: with a webhook secret, the adapter that knows it (the seed's header, or a
 /// signature of the body, GATEWAY.md §10); without one, a token with the chat scope.
 fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Caller, GatewayError> {
-    let secret = &state.config.webhook.secret;
+    let secret = &state.config.startup().webhook.secret;
     let signed = headers.get(SIGNATURE).is_some() || headers.get(TIMESTAMP).is_some();
     if secret.is_empty() {
         if signed {
@@ -74,7 +74,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Cal
         }
         let authorization = headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let caller = state.auth.check(authorization)?;
-        caller.require(Scope::Chat)?;
+        Operation::Chat.authorize(&caller)?;
         return Ok(caller);
     }
     if signed {
@@ -85,8 +85,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap, raw: &[u8]) -> Result<Cal
             return Err(unauthenticated("Invalid webhook secret"));
         }
     }
-    // The secret authenticates the adapter: it may post to any session, as chat.
-    Ok(Caller::new("webhook", &[Scope::Chat], false))
+    // The secret authenticates the adapter.
+    Ok(webhook_caller())
 }
 
 const SECRET_HEADER: &str = "x-pi-webhook-secret";

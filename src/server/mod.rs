@@ -50,7 +50,7 @@ pub async fn run(
 
     let token = state.shutdown.clone();
     let sessions = state.sessions.clone();
-    let grace = state.config.shutdown_grace;
+    let grace = state.config.startup().shutdown_grace;
     let draining = async move {
         shutdown.await;
         info!("shutting down: draining");
@@ -70,7 +70,7 @@ pub async fn run(
         listener,
         app,
         state.tls.clone(),
-        &state.config.http,
+        &state.config.startup().http,
         state.metrics.clone(),
         draining,
     );
@@ -132,13 +132,13 @@ pub fn router(state: &AppState) -> std::io::Result<Served> {
     // 404, and around tonic's server the websocket upgrade would not complete.
     let (socketio, io) = rest::socketio::layer(state);
     let mut app = grpc_routes.merge(rest::router(state.clone())).layer(socketio);
-    if let Some(cors) = cors(&state.config.cors_origin) {
+    if let Some(cors) = cors(&state.config.startup().cors_origin) {
         app = app.layer(cors);
     }
     // Body timeout and `Connection: close` on early answers, inside the request log so it
     // logs what the client got.
     app = app.layer(axum::middleware::from_fn_with_state(
-        state.config.http.body_timeout,
+        state.config.startup().http.body_timeout,
         edge::requests,
     ));
     // Outermost, so every request (preflights, gRPC, refusals) has an id, a log line and

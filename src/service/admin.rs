@@ -1,17 +1,20 @@
 //! The admin domain both transports call (`/config`, `/channels/status`, `/logs`, `/metrics`
 //! and the `Admin` gRPC service): the public config with every secret removed, live config
-//! patches, the channels seen (webhook routes, socket.io clients), the log ring and metrics.
+//! patches (checked and held by [`Live`], stored here), the channels seen (webhook routes,
+//! socket.io clients), the log ring and metrics.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
+use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Live};
 use crate::domain::now_ms;
-use crate::error::Result;
+use crate::error::{GatewayError, Result};
 use crate::session::SessionManager;
+use crate::store::{Op, Store};
 use crate::telemetry::{self, Metrics};
 
 /// `{id, name, connected, lastActiveAt?, error?}`.
@@ -61,30 +64,31 @@ impl Channels {
     }
 }
 
-/// The config as JSON with every secret removed: tokens (the values, not their names and
-/// scopes), API keys, the webhook secret.
-pub fn public_config(config: &Config) -> Value {
-    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        for secret in ["bearer_token", "openai_api_key", "anthropic_api_key"] {
-            map.remove(secret);
+/// Re-applies the live patches a previous process stored, before the sessions start. One that
+/// no longer applies (the config file changed under it) is logged and left out.
+pub async fn restore_live_config(config: &Live, store: &dyn Store) -> Result<()> {
+    let Some(stored) = store.live_config().await? else { return Ok(()) };
+    match config.restore(&stored).await {
+        Ok(keys) => {
+            info!(keys = %keys.join(","), "applying the live config patches stored earlier")
         }
-        if let Some(Value::Object(webhook)) = map.get_mut("webhook") {
-            webhook.remove("secret");
-        }
-        for (list, field) in [("tokens", "token"), ("models", "api_key")] {
-            if let Some(Value::Array(items)) = map.get_mut(list) {
-                for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                    item.remove(field);
-                }
-            }
-        }
+        Err(e) => warn!(error = %e, "ignoring the stored live config patches"),
     }
-    value
+    Ok(())
+}
+
+/// The config as JSON with every secret removed (the keys of
+/// [`crate::config::SECRET_KEYS`]): tokens (the values, not their names and scopes), API keys,
+/// the webhook secret.
+pub fn public_config(config: &Config) -> Value {
+    config.public_json()
 }
 
 #[derive(Clone)]
 pub struct AdminService {
+    config: Arc<Live>,
+    /// Where live patches are kept, so they outlive restarts.
+    store: Arc<dyn Store>,
     sessions: SessionManager,
     metrics: Metrics,
     pub channels: Channels,
@@ -94,21 +98,31 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(
+        config: Arc<Live>,
+        store: Arc<dyn Store>,
         sessions: SessionManager,
         metrics: Metrics,
         channels: Channels,
         sandbox: &'static str,
     ) -> Self {
-        Self { sessions, metrics, channels, sandbox }
+        Self { config, store, sessions, metrics, channels, sandbox }
     }
 
+    /// The public config now, live patches applied.
     pub fn config(&self) -> Value {
-        self.with_active(public_config(&self.sessions.config()))
+        self.with_active(public_config(&self.config.get()))
     }
 
-    /// Applies a patch of live keys; the public config after it.
+    /// Applies a patch of live keys (see [`crate::config::LIVE_KEYS`]) once it is stored: live
+    /// patches outlive restarts, layered over the file, the environment and the command line.
+    /// The public config after it.
     pub async fn patch_config(&self, patch: &Value) -> Result<Value> {
-        Ok(self.with_active(public_config(&*self.sessions.patch_config(patch).await?)))
+        let invalid = |e: ConfigError| GatewayError::invalid(e.to_string());
+        let patching = self.config.begin(patch).await.map_err(invalid)?;
+        self.store.write(vec![Op::PutLiveConfig(patching.stored())]).wait().await?;
+        let config = patching.apply();
+        info!("config patched");
+        Ok(self.with_active(public_config(&config)))
     }
 
     /// Adds what start-up resolved: `tools_sandbox_active` (`auto` made concrete).

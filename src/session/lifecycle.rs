@@ -223,7 +223,7 @@ impl SessionManager {
     /// stream of it ends after `session_deleted`.
     pub async fn delete(&self, caller: &Caller, key: &str) -> Result<()> {
         validate_key(key)?;
-        if key == self.inner.config.primary_session {
+        if key == self.inner.config.startup().primary_session {
             return Err(GatewayError::failed_precondition("Cannot delete primary session"));
         }
         let session = self.wind_down(caller, key, &format!("Session deleted: {key}")).await?;
@@ -307,7 +307,8 @@ impl SessionManager {
     /// the store forget finished messages older than a day.
     pub fn spawn_sweeper(&self) {
         let manager = self.clone();
-        let every = self.inner.config.session.sweep_interval;
+        // Start-up only: the ticker is set once.
+        let every = self.inner.config.startup().session.sweep_interval;
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agent::Agent;
-use crate::config::Config;
+use crate::config::{Config, Live};
 use crate::domain::Caller;
 use crate::domain::*;
 use crate::error::{GatewayError, Result};
@@ -42,12 +42,9 @@ pub struct SessionManager {
 
 struct Inner {
     metrics: Metrics,
-    /// The config the gateway started with; the live-tunable keys are read from `live`.
-    config: Arc<Config>,
-    live: std::sync::RwLock<Arc<Config>>,
-    /// Every live patch applied since the start of the store's life, merged by dotted key, as
-    /// stored; held while a patch is being stored, so patches are stored in the order applied.
-    live_patch: tokio::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The gateway's one live config (shared with `AppState`): live keys through
+    /// [`SessionManager::config`], start-up-only keys through `config.startup()`.
+    config: Arc<Live>,
     agent: Arc<Agent>,
     store: Arc<dyn Store>,
     registry: Mutex<Registry>,
@@ -80,9 +77,10 @@ pub fn validate_key(key: &str) -> Result<()> {
 impl SessionManager {
     /// Opens the manager over `store`: picks up the work a previous process left (queued
     /// messages run in order; started runs are closed as interrupted) and loads or creates
-    /// the primary session. `shutdown` ends every stream.
+    /// the primary session. `shutdown` ends every stream. `config` comes with the live patches
+    /// an earlier process stored already applied (`service::admin::restore_live_config`).
     pub async fn open(
-        config: Arc<Config>,
+        config: Arc<Live>,
         agent: Arc<Agent>,
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
@@ -91,8 +89,6 @@ impl SessionManager {
         let manager = Self {
             inner: Arc::new(Inner {
                 metrics,
-                live: std::sync::RwLock::new(config.clone()),
-                live_patch: tokio::sync::Mutex::new(serde_json::Map::new()),
                 config,
                 agent,
                 store,
@@ -103,7 +99,6 @@ impl SessionManager {
                 active_runs: watch::Sender::new(0),
             }),
         };
-        manager.restore_live_config().await?;
         let pending = manager.inner.store.pending_sessions().await.map_err(GatewayError::from)?;
         if !pending.is_empty() {
             info!(sessions = pending.len(), "resuming work left by the previous run");
@@ -111,7 +106,7 @@ impl SessionManager {
         for key in pending {
             manager.resolve(&key, None).await?;
         }
-        let primary = manager.inner.config.primary_session.clone();
+        let primary = manager.inner.config.startup().primary_session.clone();
         let primary = manager.get_or_create(&Caller::full(), &primary).await?;
         // Also proves the store takes writes before the gateway accepts any.
         let stored = primary.lock().commit();
@@ -138,7 +133,8 @@ impl SessionManager {
         init: impl FnOnce(&mut State),
     ) -> Arc<Session> {
         let key: Arc<str> = key.into();
-        let config = &self.inner.config;
+        // Start-up only: event log sizes and the primary session's name.
+        let config = self.inner.config.startup();
         let log = EventLog::new(
             keys::shown(&key).into(),
             stored.seq,
@@ -365,50 +361,10 @@ impl SessionManager {
         Ok(Page { items, next_cursor })
     }
 
-    /// The config now: the start-up config with the live changes of `PATCH /config`.
+    /// The config now, live patches applied (`AppState.config.get()`): read the keys of
+    /// [`crate::config::LIVE_KEYS`] through it, when they apply.
     pub fn config(&self) -> Arc<Config> {
-        self.inner.live.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Applies a patch of live keys (see [`crate::config::LIVE_KEYS`]) once it is stored: live
-    /// patches outlive restarts, layered over the file, the environment and the command line.
-    /// The new config.
-    pub async fn patch_config(&self, patch: &serde_json::Value) -> Result<Arc<Config>> {
-        let invalid = |e: crate::config::ConfigError| GatewayError::invalid(e.to_string());
-        let mut stored = self.inner.live_patch.lock().await;
-        let patched = Arc::new(self.config().patched(patch).map_err(invalid)?);
-        let mut merged = stored.clone();
-        merged.extend(crate::config::dotted_patch(patch).map_err(invalid)?);
-        let json = serde_json::Value::Object(merged.clone()).to_string();
-        self.inner.store.write(vec![crate::store::Op::PutLiveConfig(json)]).wait().await?;
-        *stored = merged;
-        *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = patched.clone();
-        info!("config patched");
-        Ok(patched)
-    }
-
-    /// Re-applies the live patches a previous process stored. One that no longer applies (the
-    /// config file changed under it) is logged and left out.
-    async fn restore_live_config(&self) -> Result<()> {
-        let Some(json) = self.inner.store.live_config().await? else { return Ok(()) };
-        let patch: serde_json::Value = match serde_json::from_str(&json) {
-            Ok(patch) => patch,
-            Err(e) => {
-                warn!(error = %e, "ignoring the stored live config patches");
-                return Ok(());
-            }
-        };
-        match (self.inner.config.patched(&patch), crate::config::dotted_patch(&patch)) {
-            (Ok(config), Ok(dotted)) => {
-                info!(keys = %dotted.keys().cloned().collect::<Vec<_>>().join(","), "applying the live config patches stored earlier");
-                *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-                *self.inner.live_patch.lock().await = dotted;
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                warn!(error = %e, "ignoring the stored live config patches")
-            }
-        }
-        Ok(())
+        self.inner.config.get()
     }
 
     /// Reads the gauges of `/metrics`: sessions live and stored, messages waiting, streams
@@ -657,10 +613,10 @@ mod tests {
     async fn a_message_the_store_cannot_take_is_refused_and_leaves_no_trace() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
-        let config = Arc::new(config);
+        let config = Arc::new(Live::new(config));
         let store = Arc::new(SqliteStore::in_memory());
         let memory = crate::memory::Memory::new(store.clone());
-        let agent = Arc::new(Agent::from_config(&config, memory).unwrap());
+        let agent = Arc::new(Agent::from_config(config.startup(), memory).unwrap());
         let manager = SessionManager::open(
             config,
             agent,

@@ -68,7 +68,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
         session.lock().announce_start(&queued.message_id);
         let message_id = std::mem::take(&mut queued.message_id);
         debug!(session_key = %session.key, %message_id, "run started");
-        let run_timeout = manager.inner.config.agent.run_timeout;
+        let run_timeout = manager.inner.config.startup().agent.run_timeout;
         let timer = tokio::spawn({
             let (session, cancel) = (session.clone(), cancel.clone());
             async move {
@@ -147,7 +147,8 @@ impl RunHost for Host<'_> {
 
     fn episodes_of(&self) -> Option<String> {
         let owner = self.session.lock().owner.clone()?;
-        let config = self.manager.config();
+        // Tokens are start-up only.
+        let config = self.manager.inner.config.startup();
         let private = config.tokens.iter().any(|t| t.name == owner && t.own_sessions_only);
         private.then_some(owner)
     }

@@ -64,7 +64,7 @@ pub(super) async fn chat_sse(state: AppState, version: Version, chat: ChatCall) 
         armed: chat.named,
     };
     let frames = v1_frames(state.sessions.clone(), key, run, chat.adapter_key, guard);
-    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+    Ok(stream_response(frames, state.config.startup().http.sse_heartbeat, version))
 }
 
 /// `GET /v1/conversations/:id/stream?messageId=&after=`: picks a v1 stream up again after a
@@ -95,7 +95,7 @@ pub async fn resume_stream(
         armed: false,
     };
     let frames = v1_frames(state.sessions.clone(), key, run, None, guard);
-    Ok(stream_response(frames, state.config.http.sse_heartbeat, version))
+    Ok(stream_response(frames, state.config.startup().http.sse_heartbeat, version))
 }
 
 /// `ready`, the run's named events (logged ones with `id: <seq>`), then `done` or `error`.

@@ -76,6 +76,67 @@ pub fn thinking(level: ThinkingLevel) -> i32 {
     }) as i32
 }
 
+/// An optional enum from the wire: 0 (UNSPECIFIED) is "not given", an unknown number a 400.
+fn given<E: TryFrom<i32>>(value: i32, field: &str) -> Result<Option<E>, GatewayError> {
+    if value == 0 {
+        return Ok(None);
+    }
+    E::try_from(value)
+        .map(Some)
+        .map_err(|_| GatewayError::invalid(format!("Unknown {field} value {value}")))
+}
+
+pub fn memory_bucket(bucket: MemoryBucket) -> pb::MemoryBucket {
+    match bucket {
+        MemoryBucket::Core => pb::MemoryBucket::Core,
+        MemoryBucket::Archival => pb::MemoryBucket::Archival,
+    }
+}
+
+pub fn memory_bucket_from(value: i32) -> Result<Option<MemoryBucket>, GatewayError> {
+    Ok(match given(value, "bucket")? {
+        None | Some(pb::MemoryBucket::Unspecified) => None,
+        Some(pb::MemoryBucket::Core) => Some(MemoryBucket::Core),
+        Some(pb::MemoryBucket::Archival) => Some(MemoryBucket::Archival),
+    })
+}
+
+pub fn memory_kind(kind: MemoryKind) -> pb::MemoryKind {
+    match kind {
+        MemoryKind::Profile => pb::MemoryKind::Profile,
+        MemoryKind::Preference => pb::MemoryKind::Preference,
+        MemoryKind::Relationship => pb::MemoryKind::Relationship,
+        MemoryKind::Fact => pb::MemoryKind::Fact,
+        MemoryKind::Secret => pb::MemoryKind::Secret,
+    }
+}
+
+pub fn memory_kind_from(value: i32) -> Result<Option<MemoryKind>, GatewayError> {
+    Ok(match given(value, "kind")? {
+        None | Some(pb::MemoryKind::Unspecified) => None,
+        Some(pb::MemoryKind::Profile) => Some(MemoryKind::Profile),
+        Some(pb::MemoryKind::Preference) => Some(MemoryKind::Preference),
+        Some(pb::MemoryKind::Relationship) => Some(MemoryKind::Relationship),
+        Some(pb::MemoryKind::Fact) => Some(MemoryKind::Fact),
+        Some(pb::MemoryKind::Secret) => Some(MemoryKind::Secret),
+    })
+}
+
+pub fn memory_source(source: MemorySource) -> pb::MemorySource {
+    match source {
+        MemorySource::Manual => pb::MemorySource::Manual,
+        MemorySource::Auto => pb::MemorySource::Auto,
+        MemorySource::Tool => pb::MemorySource::Tool,
+    }
+}
+
+pub fn hit_source(source: HitSource) -> pb::SearchSourceType {
+    match source {
+        HitSource::Memory => pb::SearchSourceType::Memory,
+        HitSource::Episode => pb::SearchSourceType::Episode,
+    }
+}
+
 fn usage(usage: Usage) -> pb::Usage {
     pb::Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens }
 }

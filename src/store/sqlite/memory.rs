@@ -4,12 +4,39 @@
 //! records; [`super::search`] ranks over them.
 
 use futures_util::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::SqliteStore;
 use super::search::search;
-use crate::domain::{MemoryCounts, MemoryRecord, NewMemory, SearchHit, now_ms};
+use crate::domain::{
+    MemoryBucket, MemoryCounts, MemoryKind, MemoryRecord, MemorySource, NewMemory, Role, SearchHit,
+    now_ms,
+};
 use crate::store::{MemoryStore, StoreResult};
+
+/// Bucket, kind and source are text columns holding their names; a name this build does not
+/// know is a conversion error, never a silent default.
+macro_rules! text_column {
+    ($($name:ident),+) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("stored {} {text:?}", stringify!($name)).into())
+                })
+            }
+        }
+    )+};
+}
+
+text_column!(MemoryBucket, MemoryKind, MemorySource);
 
 fn record_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MemoryRecord> {
     Ok(MemoryRecord {
@@ -34,18 +61,18 @@ pub(super) fn index_episode(
     conn: &Connection,
     session_key: &str,
     message_id: &str,
-    role: &str,
+    role: Role,
     content: &str,
     timestamp: i64,
 ) -> rusqlite::Result<()> {
-    if content.trim().is_empty() || !matches!(role, "user" | "assistant") {
+    if content.trim().is_empty() || !matches!(role, Role::User | Role::Assistant) {
         return Ok(());
     }
     conn.prepare_cached(
         "INSERT INTO episodes (session_key, message_id, role, content, timestamp)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![session_key, message_id, role, content, timestamp])?;
+    .execute(params![session_key, message_id, role.as_str(), content, timestamp])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO episode_index (rowid, content) VALUES (?1, ?2)")?
         .execute(params![id, content])?;

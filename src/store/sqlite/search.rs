@@ -1,9 +1,9 @@
 //! Memory search over SQLite FTS5: active records and episodes of a namespace, each ranked by
 //! BM25, merged best first. [`plan`] keeps the work bounded on big indexes.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Params, params};
 
-use crate::domain::{SearchHit, now_ms};
+use crate::domain::{HitSource, SearchHit, now_ms};
 use crate::store::StoreResult;
 
 /// Rows a search scores at most, about: see [`plan`].
@@ -59,67 +59,68 @@ pub(super) fn search(
         return Ok(Vec::new());
     }
     let (expression, after) = plan(conn, "memory_index", "memory_vocab", words)?;
-    let mut hits: Vec<SearchHit> = conn
-        .prepare_cached(
-            "SELECT m.id, m.bucket, m.kind, m.key, m.content, m.updated_at, bm25(memory_index),
-                    snippet(memory_index, 0, '[', ']', '…', 12)
-             FROM memory_index JOIN memories m ON m.id = memory_index.rowid
-             WHERE memory_index MATCH ?1 AND memory_index.rowid > ?5
-               AND m.namespace = ?2 AND m.active = 1 AND (?3 OR m.kind != 'secret')
-             ORDER BY bm25(memory_index) LIMIT ?4",
-        )?
-        .query_map(params![expression, namespace, with_secrets, limit as i64, after], |r| {
-            Ok(SearchHit {
-                id: r.get(0)?,
-                source_type: "memory",
-                bucket: Some(r.get(1)?),
-                kind: Some(r.get(2)?),
-                key: Some(r.get(3)?),
-                content: r.get(4)?,
-                timestamp: r.get(5)?,
-                score: -r.get::<_, f64>(6)?,
-                snippet: r.get(7)?,
-                role: None,
-                session_key: None,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut hits = ranked(
+        conn,
+        HitSource::Memory,
+        "SELECT m.id, m.content, m.updated_at, bm25(memory_index),
+                snippet(memory_index, 0, '[', ']', '…', 12), m.kind, m.bucket, m.key, NULL, NULL
+         FROM memory_index JOIN memories m ON m.id = memory_index.rowid
+         WHERE memory_index MATCH ?1 AND memory_index.rowid > ?5
+           AND m.namespace = ?2 AND m.active = 1 AND (?3 OR m.kind != 'secret')
+         ORDER BY bm25(memory_index) LIMIT ?4",
+        params![expression, namespace, with_secrets, limit as i64, after],
+    )?;
     let (expression, after) = plan(conn, "episode_index", "episode_vocab", words)?;
-    let episodes: Vec<SearchHit> = conn
-        .prepare_cached(
-            "SELECT e.id, e.role, e.session_key, e.content, e.timestamp, bm25(episode_index),
-                    snippet(episode_index, 0, '[', ']', '…', 12)
-             FROM episode_index JOIN episodes e ON e.id = episode_index.rowid
-             JOIN sessions s ON s.key = e.session_key
-             WHERE episode_index MATCH ?1 AND episode_index.rowid > ?4
-               AND s.memory_namespace = ?2 AND (?5 IS NULL OR s.owner = ?5)
-             ORDER BY bm25(episode_index) LIMIT ?3",
-        )?
-        .query_map(params![expression, namespace, limit as i64, after, owner], |r| {
-            Ok(SearchHit {
-                id: r.get(0)?,
-                source_type: "episode",
-                role: Some(r.get(1)?),
-                session_key: Some(r.get(2)?),
-                content: r.get(3)?,
-                timestamp: r.get(4)?,
-                score: -r.get::<_, f64>(5)?,
-                snippet: r.get(6)?,
-                kind: None,
-                bucket: None,
-                key: None,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    hits.extend(episodes);
+    hits.extend(ranked(
+        conn,
+        HitSource::Episode,
+        "SELECT e.id, e.content, e.timestamp, bm25(episode_index),
+                snippet(episode_index, 0, '[', ']', '…', 12), NULL, NULL, NULL, e.role,
+                e.session_key
+         FROM episode_index JOIN episodes e ON e.id = episode_index.rowid
+         JOIN sessions s ON s.key = e.session_key
+         WHERE episode_index MATCH ?1 AND episode_index.rowid > ?4
+           AND s.memory_namespace = ?2 AND (?5 IS NULL OR s.owner = ?5)
+         ORDER BY bm25(episode_index) LIMIT ?3",
+        params![expression, namespace, limit as i64, after, owner],
+    )?);
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits.truncate(limit);
     let now = now_ms();
-    for hit in hits.iter().filter(|h| h.source_type == "memory") {
+    for hit in hits.iter().filter(|h| h.source_type == HitSource::Memory) {
         conn.prepare_cached("UPDATE memories SET last_accessed_at = ?2 WHERE id = ?1")?
             .execute(params![hit.id, now])?;
     }
     Ok(hits)
+}
+
+/// One ranked query's hits. Both queries select the same columns, the ones a source lacks as
+/// NULL: id, content, timestamp, BM25 rank, snippet, kind, bucket, key, role, session key.
+fn ranked(
+    conn: &Connection,
+    source: HitSource,
+    sql: &str,
+    params: impl Params,
+) -> StoreResult<Vec<SearchHit>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params, |r| {
+            Ok(SearchHit {
+                id: r.get(0)?,
+                source_type: source,
+                content: r.get(1)?,
+                timestamp: r.get(2)?,
+                // BM25 ranks are lower for better matches; scores are higher.
+                score: -r.get::<_, f64>(3)?,
+                snippet: r.get(4)?,
+                kind: r.get(5)?,
+                bucket: r.get(6)?,
+                key: r.get(7)?,
+                role: r.get(8)?,
+                session_key: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub(super) fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {
                 conn,
                 key,
                 &message.id,
-                message.role.as_str(),
+                message.role,
                 &message.text(),
                 message.timestamp,
             )?;

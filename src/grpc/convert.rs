@@ -315,3 +315,25 @@ pub fn steer_mode(mode: SendMode) -> i32 {
         SendMode::Steer => pb::SteerMode::Steer,
     }) as i32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_enums_map_both_ways_and_unknown_numbers_are_refused() {
+        for bucket in MemoryBucket::ALL {
+            let wire = memory_bucket(*bucket) as i32;
+            assert_eq!(memory_bucket_from(wire).unwrap(), Some(*bucket));
+        }
+        for kind in MemoryKind::ALL {
+            assert_eq!(memory_kind_from(memory_kind(*kind) as i32).unwrap(), Some(*kind));
+        }
+        assert_eq!(memory_bucket_from(0).unwrap(), None, "unspecified is not given");
+        assert_eq!(memory_kind_from(0).unwrap(), None);
+        assert_eq!(memory_kind_from(9).unwrap_err().message, "Unknown kind value 9");
+        assert_eq!(memory_bucket_from(-1).unwrap_err().message, "Unknown bucket value -1");
+        assert_eq!(memory_source(MemorySource::Tool), pb::MemorySource::Tool);
+        assert_eq!(hit_source(HitSource::Episode), pb::SearchSourceType::Episode);
+    }
+}

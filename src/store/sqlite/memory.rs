@@ -269,3 +269,35 @@ impl MemoryStore for SqliteStore {
         self.call(move |conn| rebuild(conn, &namespace))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_columns_are_their_names_and_unknown_text_is_an_error() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let memory = NewMemory {
+            bucket: MemoryBucket::Core,
+            kind: MemoryKind::Relationship,
+            key: "sister".into(),
+            content: "Has a sister".into(),
+            source: MemorySource::Tool,
+        };
+        let record = remember(&mut conn, "ns", memory, false).unwrap();
+        let stored: (String, String, String) = conn
+            .query_row(
+                "SELECT bucket, kind, source FROM memories WHERE id = ?1",
+                [record.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(stored, ("core".into(), "relationship".into(), "tool".into()));
+        conn.execute("UPDATE memories SET kind = 'gossip'", []).unwrap();
+        let error = conn
+            .query_row(&format!("SELECT {RECORD_COLUMNS} FROM memories"), [], record_row)
+            .unwrap_err();
+        assert!(error.to_string().contains("stored MemoryKind \"gossip\""), "{error}");
+    }
+}

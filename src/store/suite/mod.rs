@@ -1,9 +1,13 @@
 //! The store test suite: every case takes a `&dyn Store`, so any implementation (SQLite on
 //! disk, SQLite in memory, Postgres later) runs the same cases by invoking [`store_suite!`]
-//! in its own test module (see `sqlite/tests.rs`). The helpers build records for them.
+//! in its own test module (see `sqlite/tests.rs`). The helpers build records for them; the
+//! memory cases are in [`memory`].
+
+mod memory;
 
 use serde_json::json;
 
+pub use self::memory::*;
 use super::*;
 use crate::domain::{Part, Role, ToolState};
 
@@ -282,7 +286,11 @@ macro_rules! store_suite {
             clear_history_keeps_the_session,
             list_is_newest_first_and_pages,
             reads_see_every_earlier_write,
-            idempotency_records_and_pruning
+            idempotency_records_and_pruning,
+            remembering_a_key_again_supersedes_and_forget_is_soft,
+            secrets_are_out_of_reach_without_access,
+            search_ranks_records_and_episodes_of_the_namespace,
+            counts_rebuild_and_deleted_sessions
         );
     };
     ($make:expr; $($case:ident),*) => {

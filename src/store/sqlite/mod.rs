@@ -1,18 +1,19 @@
 //! The SQLite store (the default): one file under `data_dir`, or a private in-memory database
 //! when nothing persists. One implementation of [`Store`] and [`MemoryStore`] among others
-//! (Postgres next), held to the same store suite (`store/suite.rs`, run from `tests.rs`).
+//! (Postgres next), held to the same store suite (`store/suite/`, run from `tests.rs`).
 //!
-//! - [`writer`]: the thread that owns the connection and serves one ordered queue, with group
+//! - `writer.rs`: the thread that owns the connection and serves one ordered queue, with group
 //!   commit; opening the file (pragmas, checks, the lock).
-//! - [`write`]: each [`Op`](crate::store::Op) as SQL; [`read`]: loads, listings, single rows.
-//! - [`memory`] and [`search`]: memory records, episodes and FTS5 search (GATEWAY.md §7).
-//! - [`migrations`]: the versioned schema.
+//! - `write.rs`: each [`Op`] as SQL; `read.rs`: loads, listings, single rows; `images.rs`: the
+//!   image column.
+//! - `memory.rs` and `search.rs`: memory records, episodes and FTS5 search (GATEWAY.md §7).
+//! - `migrations.rs`: the versioned schema.
 //!
 //! [`MemoryStore`]: crate::store::MemoryStore
 
 mod images;
 mod memory;
-pub mod migrations;
+mod migrations;
 mod read;
 mod search;
 #[cfg(test)]

@@ -21,11 +21,11 @@ const GROUP: usize = 256;
 pub(super) type Reply = oneshot::Sender<StoreResult<()>>;
 
 /// Work run on the thread with the connection, in order with the writes.
-pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+pub(super) type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 
 pub(super) enum Request {
     Write(Vec<Op>, Reply),
-    Call(Job),
+    Call(Work),
     /// Checkpoints the WAL into the database file and ends the thread.
     Close(Reply),
 }
@@ -178,7 +178,7 @@ mod tests {
         let (reply, written) = oneshot::channel();
         tx.send(Request::Write(vec![Op::PutSession(record("k", 1))], reply)).unwrap();
         let (seen_tx, seen) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job: Work = Box::new(move |conn| {
             let _ = seen_tx.send(super::super::read::count_sessions(conn).unwrap());
         });
         tx.send(Request::Call(job)).unwrap();

@@ -5,9 +5,11 @@ use super::{message, record, write};
 use crate::domain::{HitSource, MemoryBucket, MemoryKind, MemorySource, NewMemory, Role};
 use crate::store::{Op, SessionRecord, Store};
 
+/// A record in the bucket the memory rules would give it (the store itself takes any).
 fn memory(kind: MemoryKind, key: &str, content: &str) -> NewMemory {
+    let core = matches!(kind, MemoryKind::Profile | MemoryKind::Preference);
     NewMemory {
-        bucket: crate::memory::default_bucket(kind),
+        bucket: if core { MemoryBucket::Core } else { MemoryBucket::Archival },
         kind,
         key: key.into(),
         content: content.into(),

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use agent_gateway::domain::{HistoryMessage, ModelRef, Part, Role, ThinkingLevel, Usage};
+use agent_gateway::domain::{
+    HistoryMessage, MemorySource, ModelRef, Part, Role, ThinkingLevel, Usage,
+};
 use agent_gateway::memory::{Access, Memory, Remember};
 use agent_gateway::store::{Op, SessionRecord, SqliteStore, Store};
 
@@ -52,7 +54,7 @@ async fn main() {
         let remember = Remember {
             content: format!("{} note {i}", words.sentence(8)),
             kind: Some("fact".into()),
-            source: "manual",
+            source: MemorySource::Manual,
             ..Default::default()
         };
         memory.remember("bench", remember, &Access::default()).await.expect("remember");

@@ -14,7 +14,10 @@ pub mod tools;
 
 pub use caller::{Caller, RunPermit, Scope};
 pub use event::{Event, EventKind};
-pub use memory::{MemoryCounts, MemoryRecord, NewMemory, SearchHit};
+pub use memory::{
+    HitSource, MemoryBucket, MemoryCounts, MemoryKind, MemoryRecord, MemorySource, NewMemory,
+    SearchHit,
+};
 pub use message::{HistoryMessage, Image, Part, Role, ToolState};
 pub use run::{ABORTED, FailureCode, Interruption, RunEnd, RunStatus};
 pub use send::{

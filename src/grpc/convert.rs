@@ -76,6 +76,67 @@ pub fn thinking(level: ThinkingLevel) -> i32 {
     }) as i32
 }
 
+/// An optional enum from the wire: 0 (UNSPECIFIED) is "not given", an unknown number a 400.
+fn given<E: TryFrom<i32>>(value: i32, field: &str) -> Result<Option<E>, GatewayError> {
+    if value == 0 {
+        return Ok(None);
+    }
+    E::try_from(value)
+        .map(Some)
+        .map_err(|_| GatewayError::invalid(format!("Unknown {field} value {value}")))
+}
+
+pub fn memory_bucket(bucket: MemoryBucket) -> pb::MemoryBucket {
+    match bucket {
+        MemoryBucket::Core => pb::MemoryBucket::Core,
+        MemoryBucket::Archival => pb::MemoryBucket::Archival,
+    }
+}
+
+pub fn memory_bucket_from(value: i32) -> Result<Option<MemoryBucket>, GatewayError> {
+    Ok(match given(value, "bucket")? {
+        None | Some(pb::MemoryBucket::Unspecified) => None,
+        Some(pb::MemoryBucket::Core) => Some(MemoryBucket::Core),
+        Some(pb::MemoryBucket::Archival) => Some(MemoryBucket::Archival),
+    })
+}
+
+pub fn memory_kind(kind: MemoryKind) -> pb::MemoryKind {
+    match kind {
+        MemoryKind::Profile => pb::MemoryKind::Profile,
+        MemoryKind::Preference => pb::MemoryKind::Preference,
+        MemoryKind::Relationship => pb::MemoryKind::Relationship,
+        MemoryKind::Fact => pb::MemoryKind::Fact,
+        MemoryKind::Secret => pb::MemoryKind::Secret,
+    }
+}
+
+pub fn memory_kind_from(value: i32) -> Result<Option<MemoryKind>, GatewayError> {
+    Ok(match given(value, "kind")? {
+        None | Some(pb::MemoryKind::Unspecified) => None,
+        Some(pb::MemoryKind::Profile) => Some(MemoryKind::Profile),
+        Some(pb::MemoryKind::Preference) => Some(MemoryKind::Preference),
+        Some(pb::MemoryKind::Relationship) => Some(MemoryKind::Relationship),
+        Some(pb::MemoryKind::Fact) => Some(MemoryKind::Fact),
+        Some(pb::MemoryKind::Secret) => Some(MemoryKind::Secret),
+    })
+}
+
+pub fn memory_source(source: MemorySource) -> pb::MemorySource {
+    match source {
+        MemorySource::Manual => pb::MemorySource::Manual,
+        MemorySource::Auto => pb::MemorySource::Auto,
+        MemorySource::Tool => pb::MemorySource::Tool,
+    }
+}
+
+pub fn hit_source(source: HitSource) -> pb::SearchSourceType {
+    match source {
+        HitSource::Memory => pb::SearchSourceType::Memory,
+        HitSource::Episode => pb::SearchSourceType::Episode,
+    }
+}
+
 fn usage(usage: Usage) -> pb::Usage {
     pb::Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens }
 }
@@ -253,4 +314,26 @@ pub fn steer_mode(mode: SendMode) -> i32 {
         SendMode::Queued => pb::SteerMode::Queued,
         SendMode::Steer => pb::SteerMode::Steer,
     }) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_enums_map_both_ways_and_unknown_numbers_are_refused() {
+        for bucket in MemoryBucket::ALL {
+            let wire = memory_bucket(*bucket) as i32;
+            assert_eq!(memory_bucket_from(wire).unwrap(), Some(*bucket));
+        }
+        for kind in MemoryKind::ALL {
+            assert_eq!(memory_kind_from(memory_kind(*kind) as i32).unwrap(), Some(*kind));
+        }
+        assert_eq!(memory_bucket_from(0).unwrap(), None, "unspecified is not given");
+        assert_eq!(memory_kind_from(0).unwrap(), None);
+        assert_eq!(memory_kind_from(9).unwrap_err().message, "Unknown kind value 9");
+        assert_eq!(memory_bucket_from(-1).unwrap_err().message, "Unknown bucket value -1");
+        assert_eq!(memory_source(MemorySource::Tool), pb::MemorySource::Tool);
+        assert_eq!(hit_source(HitSource::Episode), pb::SearchSourceType::Episode);
+    }
 }

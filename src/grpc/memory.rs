@@ -2,10 +2,10 @@
 
 use tonic::{Request, Response, Status};
 
+use super::convert;
 use super::guard::caller;
 use crate::app::AppState;
-use crate::domain::{MemoryRecord, SearchHit};
-use crate::error::GatewayError;
+use crate::domain::{MemoryBucket, MemoryKind, MemoryRecord, MemorySource, SearchHit};
 use crate::memory::{MemoryStatus, Remember};
 use crate::proto as pb;
 
@@ -21,44 +21,14 @@ impl MemoryApi {
 
 type Answer<T> = Result<Response<T>, Status>;
 
-fn bucket(name: &str) -> i32 {
-    match name {
-        "core" => pb::MemoryBucket::Core as i32,
-        "archival" => pb::MemoryBucket::Archival as i32,
-        _ => pb::MemoryBucket::Unspecified as i32,
-    }
-}
-
-fn kind(name: &str) -> i32 {
-    use pb::MemoryKind as K;
-    (match name {
-        "profile" => K::Profile,
-        "preference" => K::Preference,
-        "relationship" => K::Relationship,
-        "fact" => K::Fact,
-        "secret" => K::Secret,
-        _ => K::Unspecified,
-    }) as i32
-}
-
-fn source(name: &str) -> i32 {
-    use pb::MemorySource as S;
-    (match name {
-        "manual" => S::Manual,
-        "auto" => S::Auto,
-        "tool" => S::Tool,
-        _ => S::Unspecified,
-    }) as i32
-}
-
 fn record(r: MemoryRecord) -> pb::MemoryRecord {
     pb::MemoryRecord {
         id: r.id,
-        bucket: bucket(&r.bucket),
-        kind: kind(&r.kind),
+        bucket: convert::memory_bucket(r.bucket) as i32,
+        kind: convert::memory_kind(r.kind) as i32,
         key: r.key,
         content: r.content,
-        source: source(&r.source),
+        source: convert::memory_source(r.source) as i32,
         created_at: r.created_at,
         updated_at: r.updated_at,
         last_accessed_at: r.last_accessed_at,
@@ -69,15 +39,12 @@ fn record(r: MemoryRecord) -> pb::MemoryRecord {
 fn hit(h: SearchHit) -> pb::SearchResult {
     pb::SearchResult {
         id: h.id,
-        source_type: match h.source_type {
-            "memory" => pb::SearchSourceType::Memory as i32,
-            _ => pb::SearchSourceType::Episode as i32,
-        },
+        source_type: convert::hit_source(h.source_type) as i32,
         score: h.score,
         content: h.content,
         snippet: h.snippet,
-        kind: h.kind.as_deref().map_or(0, kind),
-        bucket: h.bucket.as_deref().map_or(0, bucket),
+        kind: h.kind.map_or(0, |k| convert::memory_kind(k) as i32),
+        bucket: h.bucket.map_or(0, |b| convert::memory_bucket(b) as i32),
         key: h.key,
         role: h.role,
         session_key: h.session_key,
@@ -97,21 +64,6 @@ fn status(s: MemoryStatus) -> pb::MemoryStatus {
         last_memory_write_at: s.last_memory_write_at,
         last_episode_at: s.last_episode_at,
     }
-}
-
-/// The enum's name as the domain spells it; UNSPECIFIED is "not given", an unknown number a
-/// 400.
-fn enum_name<E: TryFrom<i32>>(
-    value: i32,
-    field: &str,
-    name: impl Fn(E) -> &'static str,
-) -> Result<Option<String>, GatewayError> {
-    if value == 0 {
-        return Ok(None);
-    }
-    let known = E::try_from(value)
-        .map_err(|_| GatewayError::invalid(format!("Unknown {field} value {value}")))?;
-    Ok(Some(name(known).to_string()))
 }
 
 #[tonic::async_trait]
@@ -162,21 +114,15 @@ impl pb::memory_server::Memory for MemoryApi {
     ) -> Answer<pb::RememberResponse> {
         let caller = caller(&request);
         let request = request.into_inner();
+        // `Remember` holds names as callers write them (the memory rules validate them once
+        // for every transport); a known enum value is named here.
+        let name = |known: Option<&'static str>| known.map(str::to_string);
         let remember = Remember {
             content: request.content,
-            bucket: enum_name(request.bucket, "bucket", |b: pb::MemoryBucket| match b {
-                pb::MemoryBucket::Core => "core",
-                _ => "archival",
-            })?,
-            kind: enum_name(request.kind, "kind", |k: pb::MemoryKind| match k {
-                pb::MemoryKind::Profile => "profile",
-                pb::MemoryKind::Preference => "preference",
-                pb::MemoryKind::Relationship => "relationship",
-                pb::MemoryKind::Secret => "secret",
-                _ => "fact",
-            })?,
+            bucket: name(convert::memory_bucket_from(request.bucket)?.map(MemoryBucket::as_str)),
+            kind: name(convert::memory_kind_from(request.kind)?.map(MemoryKind::as_str)),
             key: request.key,
-            source: "manual",
+            source: MemorySource::Manual,
         };
         let memory =
             self.state.memory.remember(&caller, request.session_key.as_deref(), remember).await?;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::extract::JsonBody;
 use crate::app::AppState;
-use crate::domain::Caller;
+use crate::domain::{Caller, MemorySource};
 use crate::error::GatewayError;
 use crate::memory::Remember;
 
@@ -92,7 +92,7 @@ async fn remember(
         bucket: text(&body, "bucket")?.map(str::to_string),
         kind: text(&body, "kind")?.map(str::to_string),
         key: text(&body, "key")?.map(str::to_string),
-        source: "manual",
+        source: MemorySource::Manual,
     };
     let memory = state.memory.remember(&caller, text(&body, "sessionKey")?, request).await?;
     Ok(Json(json!({ "ok": true, "memory": memory })))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::{MemoryRecord, NewMemory, SearchHit};
+use crate::domain::{MemoryBucket, MemoryKind, MemoryRecord, MemorySource, NewMemory, SearchHit};
 use crate::error::{GatewayError, Result};
 use crate::store::Store;
 
@@ -15,7 +15,6 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// Results of a search when the caller gives no limit.
 pub const DEFAULT_LIMIT: usize = 4;
 const MAX_LIMIT: usize = 100;
-const KINDS: [&str; 5] = ["profile", "preference", "relationship", "fact", "secret"];
 
 /// `{enabled, ready, namespace, storagePath, coreCount, ...}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -34,7 +33,8 @@ pub struct MemoryStatus {
     pub last_episode_at: Option<i64>,
 }
 
-/// What to remember.
+/// What to remember, as the caller wrote it: [`prepare`] validates bucket and kind, so every
+/// transport gets the same 400 for a wrong one.
 #[derive(Clone, Debug, Default)]
 pub struct Remember {
     pub content: String,
@@ -42,7 +42,7 @@ pub struct Remember {
     pub kind: Option<String>,
     pub key: Option<String>,
     /// `manual` (API), `tool` (the agent), `auto`.
-    pub source: &'static str,
+    pub source: MemorySource,
 }
 
 /// Lowercase; runs of anything but letters and digits become one `-`; at most 80 characters.
@@ -72,10 +72,12 @@ pub fn words(query: &str) -> Vec<String> {
 
 /// Profile, preference and relationship are core (in every run's context); facts and secrets
 /// are archival (found by search).
-pub fn default_bucket(kind: &str) -> &'static str {
+pub fn default_bucket(kind: MemoryKind) -> MemoryBucket {
     match kind {
-        "profile" | "preference" | "relationship" => "core",
-        _ => "archival",
+        MemoryKind::Profile | MemoryKind::Preference | MemoryKind::Relationship => {
+            MemoryBucket::Core
+        }
+        MemoryKind::Fact | MemoryKind::Secret => MemoryBucket::Archival,
     }
 }
 
@@ -177,36 +179,29 @@ pub fn prepare(request: Remember) -> Result<NewMemory> {
         return Err(GatewayError::invalid("Missing memory content"));
     }
     let kind = match request.kind.as_deref() {
-        None | Some("") => "fact".to_string(),
-        Some(kind) if KINDS.contains(&kind) => kind.to_string(),
-        Some(kind) => {
-            return Err(GatewayError::invalid(format!(
-                "Invalid memory kind: {kind} (use {})",
-                KINDS.join(", ")
-            )));
-        }
+        None | Some("") => MemoryKind::Fact,
+        Some(text) => MemoryKind::parse(text).ok_or_else(|| {
+            GatewayError::invalid(format!(
+                "Invalid memory kind: {text} (use {})",
+                MemoryKind::names()
+            ))
+        })?,
     };
     let bucket = match request.bucket.as_deref() {
-        None | Some("") => default_bucket(&kind).to_string(),
-        Some(bucket @ ("core" | "archival")) => bucket.to_string(),
-        Some(bucket) => {
-            return Err(GatewayError::invalid(format!(
-                "Invalid memory bucket: {bucket} (use core, archival)"
-            )));
-        }
+        None | Some("") => default_bucket(kind),
+        Some(text) => MemoryBucket::parse(text).ok_or_else(|| {
+            GatewayError::invalid(format!(
+                "Invalid memory bucket: {text} (use {})",
+                MemoryBucket::names()
+            ))
+        })?,
     };
     let key =
         normalize_key(request.key.as_deref().filter(|k| !k.trim().is_empty()).unwrap_or(content));
     if key.is_empty() {
         return Err(GatewayError::invalid("Memory key must contain letters or digits"));
     }
-    Ok(NewMemory {
-        bucket,
-        kind,
-        key,
-        content: content.to_string(),
-        source: request.source.to_string(),
-    })
+    Ok(NewMemory { bucket, kind, key, content: content.to_string(), source: request.source })
 }
 
 /// The normalised key of a forget call; an id or a key is required.
@@ -246,7 +241,43 @@ mod tests {
             ["rust", "near", "compiler", "x", "and", "a"]
         );
         assert!(words("\" * ( )").is_empty());
-        assert_eq!(default_bucket("preference"), "core");
-        assert_eq!(default_bucket("secret"), "archival");
+        assert_eq!(default_bucket(MemoryKind::Preference), MemoryBucket::Core);
+        assert_eq!(default_bucket(MemoryKind::Secret), MemoryBucket::Archival);
+    }
+
+    fn remember(kind: Option<&str>, bucket: Option<&str>) -> Remember {
+        Remember {
+            content: "Likes tea".into(),
+            kind: kind.map(str::to_string),
+            bucket: bucket.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prepare_defaults_kind_and_bucket_and_keeps_the_source() {
+        let memory = prepare(remember(None, None)).unwrap();
+        assert_eq!((memory.kind, memory.bucket), (MemoryKind::Fact, MemoryBucket::Archival));
+        assert_eq!((memory.key.as_str(), memory.source), ("likes-tea", MemorySource::Manual));
+        let memory = prepare(remember(Some("profile"), Some(""))).unwrap();
+        assert_eq!((memory.kind, memory.bucket), (MemoryKind::Profile, MemoryBucket::Core));
+        let memory = prepare(remember(Some("secret"), Some("core"))).unwrap();
+        assert_eq!((memory.kind, memory.bucket), (MemoryKind::Secret, MemoryBucket::Core));
+        let tool = prepare(Remember { source: MemorySource::Tool, ..remember(None, None) });
+        assert_eq!(tool.unwrap().source, MemorySource::Tool);
+    }
+
+    #[test]
+    fn prepare_refuses_unknown_names_with_the_spec_messages() {
+        let message = |r: Remember| prepare(r).unwrap_err().message;
+        assert_eq!(
+            message(remember(Some("Fact"), None)),
+            "Invalid memory kind: Fact (use profile, preference, relationship, fact, secret)"
+        );
+        assert_eq!(
+            message(remember(None, Some("hot"))),
+            "Invalid memory bucket: hot (use core, archival)"
+        );
+        assert_eq!(message(Remember::default()), "Missing memory content");
     }
 }

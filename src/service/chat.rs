@@ -6,10 +6,10 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::domain::Caller;
 use crate::domain::{
     Accepted, ModelRef, RunOutcome, SendMode, SendRequest, Snapshot, ThinkingLevel,
 };
+use crate::domain::{Caller, MemorySource};
 use crate::error::Result;
 use crate::memory::Remember;
 use crate::service::MemoryService;
@@ -185,8 +185,11 @@ impl ChatService {
             }
             "remember" if args.is_empty() => CommandResult::refused("Use /remember <text>"),
             "remember" => {
-                let request =
-                    Remember { content: args.to_string(), source: "manual", ..Default::default() };
+                let request = Remember {
+                    content: args.to_string(),
+                    source: MemorySource::Manual,
+                    ..Default::default()
+                };
                 let memory = self.memory.remember(caller, Some(key), request).await?;
                 CommandResult::ok(
                     format!("Remembered (id {})", memory.id),

@@ -3,7 +3,7 @@
 //! caller's scopes, whether `secret` records may be shown.
 
 use crate::domain::{Caller, Scope};
-use crate::domain::{MemoryRecord, SearchHit};
+use crate::domain::{MemoryKind, MemoryRecord, SearchHit};
 use crate::error::Result;
 use crate::session::SessionManager;
 
@@ -44,7 +44,7 @@ impl MemoryService {
         let records = self.memory.core(&self.namespace(caller, session_key).await?).await?;
         Ok(records
             .into_iter()
-            .filter(|r| r.kind != "secret" || caller.allows(Scope::Admin))
+            .filter(|r| r.kind != MemoryKind::Secret || caller.allows(Scope::Admin))
             .collect())
     }
 

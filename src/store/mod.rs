@@ -11,7 +11,6 @@
 //! ordered queue, so they always see every write submitted before them.
 
 pub mod memory;
-pub mod migrations;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;

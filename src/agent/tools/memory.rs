@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolOutput, parse_args};
 use crate::agent::provider::ToolSpec;
+use crate::domain::{HitSource, MemoryKind, MemorySource};
 use crate::memory::{Access, Memory, Remember};
 
 pub fn tools(memory: &Memory) -> Vec<std::sync::Arc<dyn Tool>> {
@@ -90,14 +91,14 @@ impl Tool for Search {
                     let lines: Vec<String> = hits
                         .iter()
                         .map(|h| match h.source_type {
-                            "memory" => format!(
+                            HitSource::Memory => format!(
                                 "[memory {} | {} | key {}] {}",
                                 h.id,
-                                h.kind.as_deref().unwrap_or(""),
+                                h.kind.map_or("", MemoryKind::as_str),
                                 h.key.as_deref().unwrap_or(""),
                                 h.content
                             ),
-                            _ => format!(
+                            HitSource::Episode => format!(
                                 "[conversation {} | {}] {}",
                                 h.session_key.as_deref().unwrap_or(""),
                                 h.role.as_deref().unwrap_or(""),
@@ -142,7 +143,7 @@ impl Tool for RememberTool {
                 bucket: args.bucket,
                 kind: args.kind,
                 key: args.key,
-                source: "tool",
+                source: MemorySource::Tool,
             };
             match self.memory.remember(ctx.namespace, request, &access(&ctx)).await {
                 Ok(record) => ToolOutput::text(format!(

@@ -1,13 +1,17 @@
 //! The store test suite: every case takes a `&dyn Store`, so any implementation (SQLite on
-//! disk, SQLite in memory, Postgres later) runs the same cases through [`store_suite!`].
-//! SQLite-only behaviour (reopen, corrupt and locked files, a full disk) is tested at the end.
+//! disk, SQLite in memory, Postgres later) runs the same cases by invoking [`store_suite!`]
+//! in its own test module (see `sqlite/tests.rs`). The helpers build records for them; the
+//! memory cases are in [`memory`].
+
+mod memory;
 
 use serde_json::json;
 
+pub use self::memory::*;
 use super::*;
 use crate::domain::{Part, Role, ToolState};
 
-fn record(key: &str, last_active_at: i64) -> SessionRecord {
+pub(crate) fn record(key: &str, last_active_at: i64) -> SessionRecord {
     SessionRecord {
         key: key.into(),
         session_id: format!("id-{key}"),
@@ -28,7 +32,7 @@ fn record(key: &str, last_active_at: i64) -> SessionRecord {
     }
 }
 
-fn message(id: &str, role: Role, text: &str) -> HistoryMessage {
+pub(crate) fn message(id: &str, role: Role, text: &str) -> HistoryMessage {
     HistoryMessage {
         id: id.into(),
         role,
@@ -47,7 +51,7 @@ fn message(id: &str, role: Role, text: &str) -> HistoryMessage {
     }
 }
 
-fn accepted(key: &str, id: &str) -> MessageRecord {
+pub(crate) fn accepted(key: &str, id: &str) -> MessageRecord {
     MessageRecord {
         message_id: id.into(),
         session_key: key.into(),
@@ -61,11 +65,11 @@ fn accepted(key: &str, id: &str) -> MessageRecord {
     }
 }
 
-async fn write(store: &dyn Store, batch: Vec<Op>) {
+pub(crate) async fn write(store: &dyn Store, batch: Vec<Op>) {
     store.write(batch).wait().await.expect("batch applies");
 }
 
-async fn loaded(store: &dyn Store, key: &str) -> StoredSession {
+pub(crate) async fn loaded(store: &dyn Store, key: &str) -> StoredSession {
     store.load(key).await.unwrap().session.expect("session is stored")
 }
 
@@ -272,7 +276,7 @@ pub async fn idempotency_records_and_pruning(store: &dyn Store) {
 /// such as a temp dir, kept alive for the test).
 macro_rules! store_suite {
     ($make:expr) => {
-        store_suite!($make;
+        $crate::store::suite::store_suite!($make;
             unknown_keys_load_as_nothing,
             sessions_history_and_messages_round_trip,
             a_failing_batch_writes_nothing,
@@ -282,7 +286,11 @@ macro_rules! store_suite {
             clear_history_keeps_the_session,
             list_is_newest_first_and_pages,
             reads_see_every_earlier_write,
-            idempotency_records_and_pruning
+            idempotency_records_and_pruning,
+            remembering_a_key_again_supersedes_and_forget_is_soft,
+            secrets_are_out_of_reach_without_access,
+            search_ranks_records_and_episodes_of_the_namespace,
+            counts_rebuild_and_deleted_sessions
         );
     };
     ($make:expr; $($case:ident),*) => {
@@ -290,100 +298,9 @@ macro_rules! store_suite {
             #[tokio::test]
             async fn $case() {
                 let (store, _guard) = $make;
-                super::$case(&*store).await;
+                $crate::store::suite::$case(&*store).await;
             }
         )*
     };
 }
-
-mod sqlite_file {
-    use super::super::SqliteStore;
-    fn make() -> (Box<dyn super::Store>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("gateway.db")).unwrap();
-        (Box::new(store), dir)
-    }
-    store_suite!(make());
-}
-
-mod sqlite_memory {
-    use super::super::SqliteStore;
-    fn make() -> (Box<dyn super::Store>, ()) {
-        (Box::new(SqliteStore::in_memory()), ())
-    }
-    store_suite!(make());
-}
-
-mod sqlite_only {
-    use super::*;
-    use crate::store::SqliteStore;
-
-    #[tokio::test]
-    async fn data_survives_close_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gateway.db");
-        let store = SqliteStore::open(&path).unwrap();
-        write(&store, vec![Op::PutSession(record("k", 1)), Op::Accept(accepted("k", "q"))]).await;
-        store.close().await.unwrap();
-        assert!(store.write(vec![Op::PutSession(record("x", 1))]).wait().await.is_err());
-        drop(store);
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(loaded(&store, "k").await.messages, vec![accepted("k", "q")]);
-    }
-
-    #[tokio::test]
-    async fn a_full_disk_fails_the_batch_cleanly() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("gateway.db")).unwrap();
-        write(&store, vec![Op::PutSession(record("k", 1))]).await;
-        store.fill_up().await.unwrap();
-        let big = MessageRecord { text: "x".repeat(200_000), ..accepted("k", "big") };
-        let error = store
-            .write(vec![Op::PutSession(record("k2", 1)), Op::Accept(big)])
-            .wait()
-            .await
-            .unwrap_err();
-        assert!(error.message.contains("full"), "{error}");
-        assert!(store.load("k2").await.unwrap().session.is_none(), "nothing half-written");
-        assert!(loaded(&store, "k").await.messages.is_empty());
-    }
-
-    #[test]
-    fn a_second_gateway_on_the_same_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gateway.db");
-        let _first = SqliteStore::open(&path).unwrap();
-        let error = SqliteStore::open(&path).err().expect("the file is locked");
-        assert!(error.contains("locked") && error.contains("gateway.db"), "{error}");
-    }
-
-    #[test]
-    fn corrupt_and_truncated_files_are_refused_with_their_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let garbage = dir.path().join("garbage.db");
-        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
-        let error = SqliteStore::open(&garbage).err().expect("garbage is refused");
-        assert!(error.contains("garbage.db") && error.contains("not a database"), "{error}");
-
-        let path = dir.path().join("truncated.db");
-        let store = SqliteStore::open(&path).unwrap();
-        let batch = (0..200)
-            .map(|i| Op::AppendHistory {
-                key: "k".into(),
-                position: i,
-                message: message(&i.to_string(), Role::User, &"x".repeat(1000)),
-            })
-            .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(async {
-            write(&store, batch).await;
-            store.close().await.unwrap();
-        });
-        drop(store);
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        let len = file.metadata().unwrap().len();
-        file.set_len(len / 2).unwrap();
-        let error = SqliteStore::open(&path).err().expect("a truncated file is refused");
-        assert!(error.contains("truncated.db"), "{error}");
-    }
-}
+pub(crate) use store_suite;

@@ -7,9 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_gateway::domain::{
-    HistoryMessage, MemorySource, ModelRef, Part, Role, ThinkingLevel, Usage,
-};
+use agent_gateway::domain::{HistoryMessage, MemorySource, ModelRef, Part, Role, SessionMeta};
 use agent_gateway::memory::{Access, Memory, Remember};
 use agent_gateway::store::{Op, SessionRecord, SqliteStore, Store};
 
@@ -62,24 +60,17 @@ async fn main() {
     let remember_s = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
+    let mut meta =
+        SessionMeta::new(ModelRef { provider: "echo".into(), model_id: "echo".into() }, "bench");
+    meta.session_id = "s".into();
     let record = SessionRecord {
         key: "bench-session".into(),
-        session_id: "s".into(),
-        name: None,
-        created_at: 0,
-        updated_at: 0,
-        last_active_at: 0,
-        model: ModelRef { provider: "echo".into(), model_id: "echo".into() },
-        thinking: ThinkingLevel::Off,
-        usage: Usage::default(),
+        meta,
         history_base: 0,
         message_count: 0,
         preview: None,
-        compacted_upto: 0,
-        compaction_summary: None,
-        memory_namespace: "bench".into(),
-        owner: None,
     };
+
     store.write(vec![Op::PutSession(record)]).wait().await.expect("session row");
     for chunk in 0..episodes.div_ceil(1000) {
         let batch = (chunk * 1000..((chunk + 1) * 1000).min(episodes))

@@ -24,7 +24,7 @@ pub use send::{
     Accepted, CreateRequest, RunOutcome, SendMode, SendRequest, Source, StreamingBehavior,
 };
 pub use session::{
-    ModelRef, Page, QueueView, QueuedMessage, SessionStateView, Snapshot, ThinkingLevel, Usage,
-    now_ms,
+    ModelRef, Page, QueueView, QueuedMessage, SessionMeta, SessionStateView, Snapshot,
+    SnapshotCounts, ThinkingLevel, Usage, now_ms,
 };
 pub use tools::ToolSet;

@@ -136,3 +136,78 @@ pub struct SessionStateView {
     pub session: Snapshot,
     pub messages: Vec<HistoryMessage>,
 }
+
+/// What a session is, apart from its history and queue: held by the live session, stored as
+/// its row, and shown (with counts) in its snapshot. The one declaration of these fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionMeta {
+    /// New on every reset.
+    pub session_id: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_active_at: i64,
+    pub model: ModelRef,
+    pub thinking: ThinkingLevel,
+    pub usage: Usage,
+    /// Where the session's memory tools and episodes belong.
+    pub memory_namespace: String,
+    /// The name of the token that created the session (GATEWAY.md §10 `own_sessions_only`).
+    pub owner: Option<String>,
+    /// Context compaction: for the model, history before this position is replaced by the
+    /// summary (history itself keeps everything).
+    pub compacted_upto: u64,
+    pub compaction_summary: Option<String>,
+}
+
+impl SessionMeta {
+    /// A new session's: a fresh id, created now, the default thinking level and namespace.
+    pub fn new(model: ModelRef, memory_namespace: &str) -> Self {
+        let now = now_ms();
+        Self {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            name: None,
+            created_at: now,
+            updated_at: now,
+            last_active_at: now,
+            model,
+            thinking: ThinkingLevel::default(),
+            usage: Usage::default(),
+            memory_namespace: memory_namespace.to_string(),
+            owner: None,
+            compacted_upto: 0,
+            compaction_summary: None,
+        }
+    }
+}
+
+/// What a snapshot adds to a session's metadata: where it is and how busy.
+pub struct SnapshotCounts {
+    pub message_count: usize,
+    pub queue_depth: usize,
+    pub processing: bool,
+    pub loaded: bool,
+    pub last_message_preview: Option<String>,
+}
+
+impl Snapshot {
+    pub fn of(session_key: &str, meta: &SessionMeta, counts: SnapshotCounts) -> Self {
+        Snapshot {
+            session_key: session_key.to_string(),
+            session_id: meta.session_id.clone(),
+            name: meta.name.clone(),
+            message_count: counts.message_count,
+            queue_depth: counts.queue_depth,
+            processing: counts.processing,
+            loaded: counts.loaded,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            last_active_at: meta.last_active_at,
+            last_message_preview: counts.last_message_preview,
+            model_provider: Some(meta.model.provider.clone()),
+            model_id: Some(meta.model.model_id.clone()),
+            thinking_level: meta.thinking,
+            usage: meta.usage,
+        }
+    }
+}

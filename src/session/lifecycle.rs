@@ -43,19 +43,19 @@ impl SessionManager {
             let mut registry = self.registry();
             let owner = request.caller.owner().map(str::to_string);
             self.install(&mut registry, &stored_key, stored, |state| {
-                state.owner = owner;
-                state.name = request.name.filter(|n| !n.is_empty());
+                state.meta.owner = owner;
+                state.meta.name = request.name.filter(|n| !n.is_empty());
                 if let Some(namespace) = request.memory_namespace {
-                    state.memory_namespace = namespace;
+                    state.meta.memory_namespace = namespace;
                 }
                 if let Some(model) = request.model {
-                    state.model = model;
+                    state.meta.model = model;
                 }
             })
         };
         let (snapshot, stored) = {
             let mut state = session.lock();
-            (super::snapshot_for(&request.caller, &state), state.commit())
+            (super::reads::snapshot_for(&request.caller, &state), state.commit())
         };
         stored.wait().await?;
         Ok(snapshot)
@@ -67,7 +67,7 @@ impl SessionManager {
         validate_key(key)?;
         let stored = self.key_for(caller, key).await?;
         let session = self.get_or_create(caller, &stored).await?;
-        if !caller.sees(session.lock().owner.as_deref()) {
+        if !caller.sees(session.lock().meta.owner.as_deref()) {
             return Err(GatewayError::session_not_found(key));
         }
         Ok(())
@@ -80,8 +80,8 @@ impl SessionManager {
         let session = self.existing(caller, key).await?;
         Self::durably(&session, |state| {
             if let Some(name) = name {
-                state.name = (!name.is_empty()).then_some(name);
-                state.updated_at = now_ms();
+                state.meta.name = (!name.is_empty()).then_some(name);
+                state.meta.updated_at = now_ms();
                 state.touch();
                 state.emit_state();
             }
@@ -94,8 +94,8 @@ impl SessionManager {
         self.check_model(&model)?;
         let session = self.existing(caller, key).await?;
         Self::durably(&session, |state| {
-            state.model = model.clone();
-            state.updated_at = now_ms();
+            state.meta.model = model.clone();
+            state.meta.updated_at = now_ms();
             state.touch();
             state.emit_state();
         })
@@ -112,8 +112,8 @@ impl SessionManager {
     ) -> Result<ThinkingLevel> {
         let session = self.existing(caller, key).await?;
         Self::durably(&session, |state| {
-            state.thinking = level;
-            state.updated_at = now_ms();
+            state.meta.thinking = level;
+            state.meta.updated_at = now_ms();
             state.touch();
             state.emit_state();
         })
@@ -136,7 +136,7 @@ impl SessionManager {
     pub async fn memory_namespace(&self, caller: &Caller, key: Option<&str>) -> Result<String> {
         match key {
             None => Ok(crate::memory::DEFAULT_NAMESPACE.to_string()),
-            Some(key) => Ok(self.existing(caller, key).await?.lock().memory_namespace.clone()),
+            Some(key) => Ok(self.existing(caller, key).await?.lock().meta.memory_namespace.clone()),
         }
     }
 
@@ -191,7 +191,7 @@ impl SessionManager {
         let stored = if session.primary {
             let (stored, has_work) = {
                 let mut state = session.lock();
-                let old_id = state.session_id.clone();
+                let old_id = state.meta.session_id.clone();
                 state.clear();
                 state.emit(EventKind::SessionReset { session_id: old_id });
                 state.emit_state();
@@ -209,7 +209,7 @@ impl SessionManager {
         } else {
             {
                 let mut state = session.lock();
-                let session_id = state.session_id.clone();
+                let session_id = state.meta.session_id.clone();
                 state.emit(EventKind::SessionReset { session_id });
             }
             self.remove(&session)
@@ -229,7 +229,7 @@ impl SessionManager {
         let session = self.wind_down(caller, key, &format!("Session deleted: {key}")).await?;
         {
             let mut state = session.lock();
-            let session_id = state.session_id.clone();
+            let session_id = state.meta.session_id.clone();
             state.emit(EventKind::SessionDeleted { session_id });
         }
         self.remove(&session).wait().await?;
@@ -289,7 +289,7 @@ impl SessionManager {
                 return true;
             }
             let mut state = session.lock();
-            let idle = state.last_active_at <= cutoff && state.evictable();
+            let idle = state.meta.last_active_at <= cutoff && state.evictable();
             if idle {
                 // A caller that looked the session up just before must not queue on it now.
                 state.removed = true;

@@ -53,7 +53,7 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             let started = state.commit();
             // Counted under the lock: see `SessionManager::drain`.
             manager.inner.active_runs.send_modify(|n| *n += 1);
-            (queued, cancel, state.model.clone(), state.thinking, started)
+            (queued, cancel, state.meta.model.clone(), state.meta.thinking, started)
         };
         if let Err(e) = started.wait().await {
             let delay = backoff.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
@@ -142,11 +142,11 @@ impl RunHost for Host<'_> {
     }
 
     fn memory_namespace(&self) -> String {
-        self.session.lock().memory_namespace.clone()
+        self.session.lock().meta.memory_namespace.clone()
     }
 
     fn episodes_of(&self) -> Option<String> {
-        let owner = self.session.lock().owner.clone()?;
+        let owner = self.session.lock().meta.owner.clone()?;
         // Tokens are start-up only.
         let config = self.manager.inner.config.startup();
         let private = config.tokens.iter().any(|t| t.name == owner && t.own_sessions_only);

@@ -78,7 +78,7 @@ impl SessionManager {
             let session = self.get_or_create(&request.caller, &request.session_key).await?;
             let admitted = {
                 let mut state = session.lock();
-                if !request.caller.sees(state.owner.as_deref()) {
+                if !request.caller.sees(state.meta.owner.as_deref()) {
                     return Err(GatewayError::session_not_found(&named));
                 }
                 if subscribe {

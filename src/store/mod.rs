@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::domain::{HistoryMessage, Image, ModelRef, Source, ThinkingLevel, Usage};
+use crate::domain::{HistoryMessage, Image, SessionMeta, Source};
 use crate::error::GatewayError;
 
 pub use memory::MemoryStore;
@@ -87,26 +87,11 @@ impl Ticket {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionRecord {
     pub key: String,
-    pub session_id: String,
-    pub name: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_active_at: i64,
-    pub model: ModelRef,
-    pub thinking: ThinkingLevel,
-    pub usage: Usage,
+    pub meta: SessionMeta,
     /// Position of the first history message still kept (history cursors are positions).
     pub history_base: u64,
     pub message_count: u64,
     pub preview: Option<String>,
-    /// Context compaction: history before this position is replaced, for the model, by
-    /// `compaction_summary`.
-    pub compacted_upto: u64,
-    pub compaction_summary: Option<String>,
-    /// The memory namespace the session's memory tools and episodes belong to.
-    pub memory_namespace: String,
-    /// The name of the token that created the session (GATEWAY.md §10 `own_sessions_only`).
-    pub owner: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ impl State {
     /// Replaces, for the model, everything before the message `first_kept` by `summary`.
     pub fn compact(&mut self, first_kept: &str, summary: String, summary_tokens: u64) {
         if let Some(index) = self.history.iter().position(|m| m.id == first_kept) {
-            self.compacted_upto = self.history_base + index as u64;
-            self.compaction_summary = Some(summary);
+            self.meta.compacted_upto = self.history_base + index as u64;
+            self.meta.compaction_summary = Some(summary);
             self.dirty = true;
         }
         self.emit(EventKind::CompactionEnd { summary_tokens });
@@ -17,7 +17,7 @@ impl State {
     /// Applies an event to the session's state and logs it, in one step.
     pub fn emit(&mut self, kind: EventKind) {
         let now = now_ms();
-        self.last_active_at = now;
+        self.meta.last_active_at = now;
         if let Some(run) = self.run.as_mut() {
             self.checkpoint_due |= match &kind {
                 EventKind::Token { .. }
@@ -106,7 +106,7 @@ impl State {
     }
 
     pub(super) fn commit(&mut self, message: HistoryMessage) {
-        self.updated_at = now_ms();
+        self.meta.updated_at = now_ms();
         self.dirty = true;
         let position = self.history_base + self.history.len() as u64;
         let key = self.key.to_string();

@@ -63,13 +63,8 @@ pub(crate) struct State {
     /// The key its callers know it by (see [`super::keys`]): what events, outcomes and
     /// snapshots say.
     pub shown: Arc<str>,
-    pub session_id: String,
-    pub name: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub last_active_at: i64,
-    pub model: ModelRef,
-    pub thinking: ThinkingLevel,
+    /// Everything the session's row stores and its snapshot shows.
+    pub meta: SessionMeta,
     pub history: Vec<HistoryMessage>,
     /// Position of `history[0]` in the session's whole history (cursors stay valid as it grows).
     pub history_base: u64,
@@ -77,7 +72,6 @@ pub(crate) struct State {
     pub run: Option<ActiveRun>,
     /// A driver task is running or about to run the queue.
     pub driver_running: bool,
-    pub usage: Usage,
     pub log: EventLog,
     /// A reset or delete is in progress.
     pub closing: bool,
@@ -88,14 +82,6 @@ pub(crate) struct State {
     /// The system prompt this session runs with, read at its first model call and again
     /// after a reload.
     pub system_prompt: Option<String>,
-    /// Context compaction: for the model, history before this position is replaced by the
-    /// summary (history itself keeps everything).
-    pub compacted_upto: u64,
-    pub compaction_summary: Option<String>,
-    /// Where this session's memory tools and episodes belong.
-    pub memory_namespace: String,
-    /// The name of the token that created the session (`None`: no named token).
-    pub owner: Option<String>,
     /// Runs a crash left started, closed as interrupted when the session was loaded.
     pub closed_at_restore: usize,
     /// Unfinished messages accepted with an idempotency key: `(scope, key)` → message id,
@@ -184,33 +170,21 @@ impl Session {
 impl State {
     /// A new session; its row is written with the next flush.
     pub fn new(key: Arc<str>, model: ModelRef, log: EventLog) -> Self {
-        let now = now_ms();
         let seq_floor = log.last_seq();
         Self {
             shown: super::keys::shown(&key).into(),
             key,
-            session_id: uuid::Uuid::new_v4().to_string(),
-            name: None,
-            created_at: now,
-            updated_at: now,
-            last_active_at: now,
-            model,
-            thinking: ThinkingLevel::default(),
+            meta: SessionMeta::new(model, crate::memory::DEFAULT_NAMESPACE),
             history: Vec::new(),
             history_base: 0,
             queue: VecDeque::new(),
             run: None,
             driver_running: false,
-            usage: Usage::default(),
             log,
             closing: false,
             removed: false,
             deleted: false,
             system_prompt: None,
-            compacted_upto: 0,
-            compaction_summary: None,
-            memory_namespace: crate::memory::DEFAULT_NAMESPACE.to_string(),
-            owner: None,
             closed_at_restore: 0,
             idempotent: HashMap::new(),
             idempotent_of: HashMap::new(),

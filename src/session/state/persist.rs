@@ -9,21 +9,10 @@ impl State {
         let snapshot = self.snapshot();
         SessionRecord {
             key: self.key.to_string(),
-            session_id: self.session_id.clone(),
-            name: self.name.clone(),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            last_active_at: self.last_active_at,
-            model: self.model.clone(),
-            thinking: self.thinking,
-            usage: self.usage,
+            meta: self.meta.clone(),
             history_base: self.history_base,
             message_count: self.history.len() as u64,
             preview: snapshot.last_message_preview,
-            compacted_upto: self.compacted_upto,
-            compaction_summary: self.compaction_summary.clone(),
-            memory_namespace: self.memory_namespace.clone(),
-            owner: self.owner.clone(),
         }
     }
 
@@ -78,11 +67,11 @@ impl State {
         self.history_base += self.history.len() as u64;
         self.history.clear();
         self.ops.push(Op::ClearHistory { key: self.key.to_string() });
-        self.compacted_upto = 0;
-        self.compaction_summary = None;
+        self.meta.compacted_upto = 0;
+        self.meta.compaction_summary = None;
         self.dirty = true;
-        self.session_id = uuid::Uuid::new_v4().to_string();
-        self.usage = Usage::default();
-        self.updated_at = now_ms();
+        self.meta.session_id = uuid::Uuid::new_v4().to_string();
+        self.meta.usage = Usage::default();
+        self.meta.updated_at = now_ms();
     }
 }

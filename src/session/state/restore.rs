@@ -16,19 +16,9 @@ impl State {
     /// waiting caller); runs that had started are closed as interrupted, never re-run.
     pub fn restore(stored: crate::store::StoredSession, log: EventLog) -> Self {
         let record = stored.record;
-        let mut state = State::new(record.key.as_str().into(), record.model, log);
-        state.session_id = record.session_id;
-        state.name = record.name;
-        state.created_at = record.created_at;
-        state.updated_at = record.updated_at;
-        state.last_active_at = record.last_active_at;
-        state.thinking = record.thinking;
-        state.usage = record.usage;
+        let mut state = State::new(record.key.as_str().into(), record.meta.model.clone(), log);
+        state.meta = record.meta;
         state.history_base = record.history_base;
-        state.compacted_upto = record.compacted_upto;
-        state.compaction_summary = record.compaction_summary;
-        state.memory_namespace = record.memory_namespace;
-        state.owner = record.owner;
         state.history = stored.history;
         state.dirty = false;
         let (started, queued): (Vec<_>, Vec<_>) =

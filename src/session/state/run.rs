@@ -179,7 +179,7 @@ impl State {
         for queued in run.steering.drain(..) {
             self.commit_user(&queued);
         }
-        self.usage += end.usage;
+        self.meta.usage += end.usage;
         if let Some(event) = end.status.end_event() {
             self.emit(event);
         }

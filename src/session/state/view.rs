@@ -7,16 +7,16 @@ impl State {
     /// What the model sees: the compaction summary (if any) as a first user message, then the
     /// history after the compaction point.
     pub fn context(&self) -> Vec<HistoryMessage> {
-        let from = self.compacted_upto.saturating_sub(self.history_base) as usize;
+        let from = self.meta.compacted_upto.saturating_sub(self.history_base) as usize;
         let mut messages = Vec::with_capacity(self.history.len() + 1);
-        if let Some(summary) = &self.compaction_summary {
+        if let Some(summary) = &self.meta.compaction_summary {
             messages.push(HistoryMessage {
                 id: COMPACTION_ID.into(),
                 role: Role::User,
                 parts: vec![Part::Text {
                     text: format!("[Summary of the earlier conversation]\n{summary}"),
                 }],
-                timestamp: self.created_at,
+                timestamp: self.meta.created_at,
             });
         }
         messages.extend(self.history.iter().skip(from.min(self.history.len())).cloned());
@@ -44,23 +44,14 @@ impl State {
             .filter(|m| m.role != Role::ToolResult)
             .find_map(|m| m.first_text())
             .map(|text| text.chars().take(120).collect());
-        Snapshot {
-            session_key: self.shown.to_string(),
-            session_id: self.session_id.clone(),
-            name: self.name.clone(),
+        let counts = SnapshotCounts {
             message_count: self.history.len(),
             queue_depth: self.queue.len(),
             processing: self.processing(),
             loaded: true,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            last_active_at: self.last_active_at,
             last_message_preview: preview,
-            model_provider: Some(self.model.provider.clone()),
-            model_id: Some(self.model.model_id.clone()),
-            thinking_level: self.thinking,
-            usage: self.usage,
-        }
+        };
+        Snapshot::of(&self.shown, &self.meta, counts)
     }
 
     /// The waiting messages, next first.

@@ -6,7 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::images;
-use crate::domain::{HistoryMessage, ModelRef, Part, Role, Source, ThinkingLevel, Usage};
+use crate::domain::{
+    HistoryMessage, ModelRef, Part, Role, SessionMeta, Source, ThinkingLevel, Usage,
+};
 use crate::store::{
     IdempotencyRecord, MessageRecord, MessageState, SessionRecord, StoreError, StoreResult, Stored,
     StoredSession,
@@ -20,24 +22,26 @@ fn session_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let thinking: String = row.get(8)?;
     Ok(SessionRecord {
         key: row.get(0)?,
-        session_id: row.get(1)?,
-        name: row.get(2)?,
-        created_at: row.get(3)?,
-        updated_at: row.get(4)?,
-        last_active_at: row.get(5)?,
-        model: ModelRef { provider: row.get(6)?, model_id: row.get(7)? },
-        thinking: ThinkingLevel::parse(&thinking).unwrap_or_default(),
-        usage: Usage {
-            input_tokens: row.get::<_, i64>(9)? as u64,
-            output_tokens: row.get::<_, i64>(10)? as u64,
+        meta: SessionMeta {
+            session_id: row.get(1)?,
+            name: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+            last_active_at: row.get(5)?,
+            model: ModelRef { provider: row.get(6)?, model_id: row.get(7)? },
+            thinking: ThinkingLevel::parse(&thinking).unwrap_or_default(),
+            usage: Usage {
+                input_tokens: row.get::<_, i64>(9)? as u64,
+                output_tokens: row.get::<_, i64>(10)? as u64,
+            },
+            compacted_upto: row.get::<_, i64>(14)? as u64,
+            compaction_summary: row.get(15)?,
+            memory_namespace: row.get(16)?,
+            owner: row.get(17)?,
         },
         history_base: row.get::<_, i64>(11)? as u64,
         message_count: row.get::<_, i64>(12)? as u64,
         preview: row.get(13)?,
-        compacted_upto: row.get::<_, i64>(14)? as u64,
-        compaction_summary: row.get(15)?,
-        memory_namespace: row.get(16)?,
-        owner: row.get(17)?,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use super::{message, record, write};
 use crate::domain::{HitSource, MemoryBucket, MemoryKind, MemorySource, NewMemory, Role};
-use crate::store::{Op, SessionRecord, Store};
+use crate::store::{Op, Store};
 
 /// A record in the bucket the memory rules would give it (the store itself takes any).
 fn memory(kind: MemoryKind, key: &str, content: &str) -> NewMemory {
@@ -19,11 +19,9 @@ fn memory(kind: MemoryKind, key: &str, content: &str) -> NewMemory {
 
 /// A session of `namespace` whose history holds one user message with `text` (an episode).
 async fn episode(store: &dyn Store, key: &str, namespace: &str, owner: Option<&str>, text: &str) {
-    let session = SessionRecord {
-        memory_namespace: namespace.into(),
-        owner: owner.map(str::to_string),
-        ..record(key, 1)
-    };
+    let mut session = record(key, 1);
+    session.meta.memory_namespace = namespace.into();
+    session.meta.owner = owner.map(str::to_string);
     let said = message(&format!("{key}-m"), Role::User, text);
     let batch = vec![
         Op::PutSession(session),

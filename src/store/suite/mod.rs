@@ -9,26 +9,28 @@ use serde_json::json;
 
 pub use self::memory::*;
 use super::*;
-use crate::domain::{Part, Role, ToolState};
+use crate::domain::{ModelRef, Part, Role, SessionMeta, ThinkingLevel, ToolState, Usage};
 
 pub(crate) fn record(key: &str, last_active_at: i64) -> SessionRecord {
     SessionRecord {
         key: key.into(),
-        session_id: format!("id-{key}"),
-        name: Some(format!("name {key}")),
-        created_at: 1,
-        updated_at: 2,
-        last_active_at,
-        model: ModelRef { provider: "echo".into(), model_id: "echo".into() },
-        thinking: ThinkingLevel::Medium,
-        usage: Usage { input_tokens: 3, output_tokens: 4 },
+        meta: SessionMeta {
+            session_id: format!("id-{key}"),
+            name: Some(format!("name {key}")),
+            created_at: 1,
+            updated_at: 2,
+            last_active_at,
+            model: ModelRef { provider: "echo".into(), model_id: "echo".into() },
+            thinking: ThinkingLevel::Medium,
+            usage: Usage { input_tokens: 3, output_tokens: 4 },
+            compacted_upto: 0,
+            compaction_summary: None,
+            memory_namespace: "default".into(),
+            owner: None,
+        },
         history_base: 0,
         message_count: 0,
         preview: Some("hi".into()),
-        compacted_upto: 0,
-        compaction_summary: None,
-        memory_namespace: "default".into(),
-        owner: None,
     }
 }
 
@@ -79,11 +81,9 @@ pub async fn unknown_keys_load_as_nothing(store: &dyn Store) {
 
 pub async fn sessions_history_and_messages_round_trip(store: &dyn Store) {
     let history = vec![message("m1", Role::User, "one"), message("m2", Role::Assistant, "two")];
-    let compacted = SessionRecord {
-        compacted_upto: 1,
-        compaction_summary: Some("earlier: greetings".into()),
-        ..record("k", 10)
-    };
+    let mut compacted = record("k", 10);
+    compacted.meta.compacted_upto = 1;
+    compacted.meta.compaction_summary = Some("earlier: greetings".into());
     let mut batch = vec![Op::PutSession(compacted.clone())];
     for (position, message) in history.iter().enumerate() {
         batch.push(Op::AppendHistory {
@@ -220,7 +220,9 @@ pub async fn list_is_newest_first_and_pages(store: &dyn Store) {
         .into_iter()
         .map(|(key, at)| {
             let owner = matches!(key, "a" | "c").then(|| "bot".to_string());
-            Op::PutSession(SessionRecord { owner, ..record(key, at) })
+            let mut session = record(key, at);
+            session.meta.owner = owner;
+            Op::PutSession(session)
         })
         .collect();
     write(store, batch).await;
@@ -235,7 +237,7 @@ pub async fn list_is_newest_first_and_pages(store: &dyn Store) {
     let bot = || Some("bot".to_string());
     assert_eq!(keys(store.list(1, None, bot()).await.unwrap()), ["c"]);
     assert_eq!(keys(store.list(5, Some((7, "c".into())), bot()).await.unwrap()), ["a"]);
-    assert_eq!(store.load("a").await.unwrap().session.unwrap().record.owner, bot());
+    assert_eq!(store.load("a").await.unwrap().session.unwrap().record.meta.owner, bot());
 }
 
 pub async fn reads_see_every_earlier_write(store: &dyn Store) {

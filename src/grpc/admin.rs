@@ -9,17 +9,24 @@ use tonic::{Request, Response, Status};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::convert;
-use crate::app::AppState;
+use tokio_util::sync::CancellationToken;
+
 use crate::proto as pb;
+use crate::service::AdminService;
+use crate::session::SessionManager;
 use crate::telemetry;
 
 pub struct AdminApi {
-    state: AppState,
+    admin: AdminService,
+    /// Readiness, the live count and the model list.
+    sessions: SessionManager,
+    /// Ends `TailLogs` streams when the gateway stops.
+    shutdown: CancellationToken,
 }
 
 impl AdminApi {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(admin: AdminService, sessions: SessionManager, shutdown: CancellationToken) -> Self {
+        Self { admin, sessions, shutdown }
     }
 }
 
@@ -30,8 +37,8 @@ impl pb::admin_server::Admin for AdminApi {
     async fn ready(&self, _: Request<pb::ReadyRequest>) -> Answer<pb::ReadyResponse> {
         Ok(Response::new(pb::ReadyResponse {
             ok: true,
-            ready: self.state.ready(),
-            sessions: self.state.sessions.live_count() as u32,
+            ready: !self.sessions.draining(),
+            sessions: self.sessions.live_count() as u32,
         }))
     }
 
@@ -39,7 +46,7 @@ impl pb::admin_server::Admin for AdminApi {
         &self,
         _: Request<pb::ListModelsRequest>,
     ) -> Answer<pb::ListModelsResponse> {
-        let (models, current) = self.state.sessions.models();
+        let (models, current) = self.sessions.models();
         Ok(Response::new(pb::ListModelsResponse {
             models: models
                 .into_iter()
@@ -55,7 +62,7 @@ impl pb::admin_server::Admin for AdminApi {
     }
 
     async fn get_config(&self, _: Request<pb::GetConfigRequest>) -> Answer<pb::GetConfigResponse> {
-        let config = self.state.admin.config();
+        let config = self.admin.config();
         Ok(Response::new(pb::GetConfigResponse { config: Some(convert::to_struct(&config)) }))
     }
 
@@ -64,7 +71,7 @@ impl pb::admin_server::Admin for AdminApi {
         request: Request<pb::PatchConfigRequest>,
     ) -> Answer<pb::PatchConfigResponse> {
         let patch = request.into_inner().patch.unwrap_or_default();
-        let config = self.state.admin.patch_config(&convert::from_struct(&patch)).await?;
+        let config = self.admin.patch_config(&convert::from_struct(&patch)).await?;
         Ok(Response::new(pb::PatchConfigResponse { config: Some(convert::to_struct(&config)) }))
     }
 
@@ -73,7 +80,6 @@ impl pb::admin_server::Admin for AdminApi {
         _: Request<pb::ListChannelsRequest>,
     ) -> Answer<pb::ListChannelsResponse> {
         let channels = self
-            .state
             .admin
             .channels()
             .into_iter()
@@ -90,7 +96,7 @@ impl pb::admin_server::Admin for AdminApi {
 
     async fn get_logs(&self, request: Request<pb::GetLogsRequest>) -> Answer<pb::GetLogsResponse> {
         let limit = request.into_inner().limit;
-        let logs = self.state.admin.logs((limit > 0).then_some(limit as usize));
+        let logs = self.admin.logs((limit > 0).then_some(limit as usize));
         Ok(Response::new(pb::GetLogsResponse { logs }))
     }
 
@@ -100,7 +106,7 @@ impl pb::admin_server::Admin for AdminApi {
     /// slow for the log is told how many lines it missed, in a line of its own.
     async fn tail_logs(&self, _: Request<pb::TailLogsRequest>) -> Answer<Self::TailLogsStream> {
         let mut tail = telemetry::ring().tail();
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         let lines = async_stream::stream! {
             loop {
                 let line = tokio::select! {

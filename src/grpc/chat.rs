@@ -7,20 +7,23 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::guard::caller;
-use crate::app::AppState;
 use crate::domain::Caller;
 use crate::domain::{Image, SendRequest, StreamingBehavior};
 use crate::error::GatewayError;
 use crate::proto as pb;
+use crate::service::ChatService;
+use crate::session::SessionManager;
 use crate::session::stream::RunItem;
 
 pub struct ChatApi {
-    state: AppState,
+    chat: ChatService,
+    /// For the calls that go straight to a session: steer, abort, clear-queue.
+    sessions: SessionManager,
 }
 
 impl ChatApi {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(chat: ChatService, sessions: SessionManager) -> Self {
+        Self { chat, sessions }
     }
 }
 
@@ -58,7 +61,7 @@ impl pb::chat_server::Chat for ChatApi {
     ) -> Answer<pb::SendMessageResponse> {
         let caller = caller(&request);
         let request = send_request(request.into_inner(), caller)?;
-        let (accepted, outcome) = self.state.chat.send(request).await?;
+        let (accepted, outcome) = self.chat.send(request).await?;
         let outcome = outcome.await.map_err(|_| Status::from(GatewayError::shutting_down()))?;
         Ok(Response::new(pb::SendMessageResponse {
             ok: outcome.ok,
@@ -79,7 +82,7 @@ impl pb::chat_server::Chat for ChatApi {
         let caller = caller(&request);
         use pb::stream_chat_response::Kind;
         let request = send_request(request.into_inner(), caller)?;
-        let (accepted, run) = self.state.chat.send_stream(request).await?;
+        let (accepted, run) = self.chat.send_stream(request).await?;
         let first = pb::StreamChatResponse {
             kind: Some(Kind::Accepted(pb::Accepted {
                 session_key: accepted.session_key,
@@ -102,7 +105,6 @@ impl pb::chat_server::Chat for ChatApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let accepted = self
-            .state
             .sessions
             .steer(&caller, &request.session_key, request.text, crate::domain::Source::Grpc)
             .await?;
@@ -119,11 +121,8 @@ impl pb::chat_server::Chat for ChatApi {
     ) -> Answer<pb::CancelQueuedResponse> {
         let caller = caller(&request);
         let request = request.into_inner();
-        let cancelled = self
-            .state
-            .sessions
-            .cancel_queued(&caller, &request.session_key, &request.message_id)
-            .await?;
+        let cancelled =
+            self.sessions.cancel_queued(&caller, &request.session_key, &request.message_id).await?;
         Ok(Response::new(pb::CancelQueuedResponse { cancelled }))
     }
 
@@ -134,7 +133,6 @@ impl pb::chat_server::Chat for ChatApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let result = self
-            .state
             .chat
             .execute(&caller, &request.session_key, &request.command, &request.args)
             .await?;

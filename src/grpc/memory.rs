@@ -4,18 +4,18 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::guard::caller;
-use crate::app::AppState;
 use crate::domain::{MemoryBucket, MemoryKind, MemoryRecord, MemorySource, SearchHit};
 use crate::memory::{MemoryStatus, Remember};
 use crate::proto as pb;
+use crate::service::MemoryService;
 
 pub struct MemoryApi {
-    state: AppState,
+    memory: MemoryService,
 }
 
 impl MemoryApi {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(memory: MemoryService) -> Self {
+        Self { memory }
     }
 }
 
@@ -74,7 +74,7 @@ impl pb::memory_server::Memory for MemoryApi {
     ) -> Answer<pb::GetMemoryStatusResponse> {
         let caller = caller(&request);
         let key = request.into_inner().session_key;
-        let memory = self.state.memory.status(&caller, key.as_deref()).await?;
+        let memory = self.memory.status(&caller, key.as_deref()).await?;
         Ok(Response::new(pb::GetMemoryStatusResponse { memory: Some(status(memory)) }))
     }
 
@@ -84,7 +84,7 @@ impl pb::memory_server::Memory for MemoryApi {
     ) -> Answer<pb::ListCoreMemoriesResponse> {
         let caller = caller(&request);
         let key = request.into_inner().session_key;
-        let memories = self.state.memory.core(&caller, key.as_deref()).await?;
+        let memories = self.memory.core(&caller, key.as_deref()).await?;
         Ok(Response::new(pb::ListCoreMemoriesResponse {
             memories: memories.into_iter().map(record).collect(),
         }))
@@ -98,7 +98,6 @@ impl pb::memory_server::Memory for MemoryApi {
         let request = request.into_inner();
         let limit = (request.limit > 0).then_some(request.limit as usize);
         let results = self
-            .state
             .memory
             .search(&caller, request.session_key.as_deref(), &request.query, limit)
             .await?;
@@ -125,7 +124,7 @@ impl pb::memory_server::Memory for MemoryApi {
             source: MemorySource::Manual,
         };
         let memory =
-            self.state.memory.remember(&caller, request.session_key.as_deref(), remember).await?;
+            self.memory.remember(&caller, request.session_key.as_deref(), remember).await?;
         Ok(Response::new(pb::RememberResponse { memory: Some(record(memory)) }))
     }
 
@@ -133,7 +132,6 @@ impl pb::memory_server::Memory for MemoryApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let forgotten = self
-            .state
             .memory
             .forget(&caller, request.session_key.as_deref(), request.id, request.key.as_deref())
             .await?;
@@ -146,8 +144,7 @@ impl pb::memory_server::Memory for MemoryApi {
     ) -> Answer<pb::RebuildMemoryResponse> {
         let caller = caller(&request);
         let key = request.into_inner().session_key;
-        let (memory_rows, episode_rows) =
-            self.state.memory.rebuild(&caller, key.as_deref()).await?;
+        let (memory_rows, episode_rows) = self.memory.rebuild(&caller, key.as_deref()).await?;
         Ok(Response::new(pb::RebuildMemoryResponse { memory_rows, episode_rows }))
     }
 }

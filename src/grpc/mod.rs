@@ -1,5 +1,6 @@
-//! Thin gRPC adapters: one per proto service, each unwrapping the request, calling the session
-//! manager, and wrapping the answer. No rule of the domain is written here.
+//! Thin gRPC adapters: one per proto service, each holding only the services it calls,
+//! unwrapping the request, calling them, and wrapping the answer. No rule of the domain is
+//! written here.
 
 mod admin;
 mod chat;
@@ -41,24 +42,31 @@ pub fn services(state: &AppState) -> Services {
     Services {
         sessions: Guarded::new(
             subscribe::SessionsService::new(
-                SessionsServer::new(sessions::SessionsApi::new(state.clone()))
+                SessionsServer::new(sessions::SessionsApi::new(state.sessions.clone()))
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
-                state.clone(),
+                state.sessions.clone(),
                 MAX_MESSAGE,
             ),
             auth.clone(),
         ),
         chat: Guarded::new(
-            ChatServer::new(chat::ChatApi::new(state.clone()))
+            ChatServer::new(chat::ChatApi::new(state.chat.clone(), state.sessions.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             auth.clone(),
         ),
         memory: Guarded::new(
-            MemoryServer::new(memory::MemoryApi::new(state.clone())),
+            MemoryServer::new(memory::MemoryApi::new(state.memory.clone())),
             auth.clone(),
         ),
-        admin: Guarded::new(AdminServer::new(admin::AdminApi::new(state.clone())), auth),
+        admin: Guarded::new(
+            AdminServer::new(admin::AdminApi::new(
+                state.admin.clone(),
+                state.sessions.clone(),
+                state.shutdown.clone(),
+            )),
+            auth,
+        ),
     }
 }

@@ -7,17 +7,17 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::guard::caller;
-use crate::app::AppState;
 use crate::domain::{CreateRequest, ModelRef};
 use crate::proto as pb;
+use crate::session::SessionManager;
 
 pub struct SessionsApi {
-    state: AppState,
+    sessions: SessionManager,
 }
 
 impl SessionsApi {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(sessions: SessionManager) -> Self {
+        Self { sessions }
     }
 }
 
@@ -37,7 +37,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let request = request.into_inner();
         let limit = (request.page_size > 0).then_some(request.page_size as usize);
         let cursor = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
-        let page = self.state.sessions.list(&caller, limit, cursor).await?;
+        let page = self.sessions.list(&caller, limit, cursor).await?;
         ok(pb::ListSessionsResponse {
             sessions: page.items.into_iter().map(convert::snapshot).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -49,7 +49,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::GetSessionRequest>,
     ) -> Answer<pb::GetSessionResponse> {
         let caller = caller(&request);
-        let snapshot = self.state.sessions.get(&caller, &request.into_inner().session_key).await?;
+        let snapshot = self.sessions.get(&caller, &request.into_inner().session_key).await?;
         ok(pb::GetSessionResponse { session: Some(convert::snapshot(snapshot)) })
     }
 
@@ -60,7 +60,6 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let snapshot = self
-            .state
             .sessions
             .create(CreateRequest {
                 session_key: (!request.session_key.is_empty()).then_some(request.session_key),
@@ -80,7 +79,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::DeleteSessionRequest>,
     ) -> Answer<pb::DeleteSessionResponse> {
         let caller = caller(&request);
-        self.state.sessions.delete(&caller, &request.into_inner().session_key).await?;
+        self.sessions.delete(&caller, &request.into_inner().session_key).await?;
         ok(pb::DeleteSessionResponse {})
     }
 
@@ -90,7 +89,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
     ) -> Answer<pb::RenameSessionResponse> {
         let caller = caller(&request);
         let request = request.into_inner();
-        self.state.sessions.rename(&caller, &request.session_key, Some(request.name)).await?;
+        self.sessions.rename(&caller, &request.session_key, Some(request.name)).await?;
         ok(pb::RenameSessionResponse {})
     }
 
@@ -99,7 +98,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::ResetSessionRequest>,
     ) -> Answer<pb::ResetSessionResponse> {
         let caller = caller(&request);
-        self.state.sessions.reset(&caller, &request.into_inner().session_key).await?;
+        self.sessions.reset(&caller, &request.into_inner().session_key).await?;
         ok(pb::ResetSessionResponse {})
     }
 
@@ -108,7 +107,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::AbortSessionRequest>,
     ) -> Answer<pb::AbortSessionResponse> {
         let caller = caller(&request);
-        let aborted = self.state.sessions.abort(&caller, &request.into_inner().session_key).await?;
+        let aborted = self.sessions.abort(&caller, &request.into_inner().session_key).await?;
         ok(pb::AbortSessionResponse { aborted })
     }
 
@@ -117,8 +116,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::ClearQueueRequest>,
     ) -> Answer<pb::ClearQueueResponse> {
         let caller = caller(&request);
-        let cleared =
-            self.state.sessions.clear_queue(&caller, &request.into_inner().session_key).await?;
+        let cleared = self.sessions.clear_queue(&caller, &request.into_inner().session_key).await?;
         ok(pb::ClearQueueResponse { cleared: cleared as u32 })
     }
 
@@ -130,8 +128,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let request = request.into_inner();
         let limit = (request.limit > 0).then_some(request.limit as usize);
         let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
-        let page =
-            self.state.sessions.history(&caller, &request.session_key, limit, cursor).await?;
+        let page = self.sessions.history(&caller, &request.session_key, limit, cursor).await?;
         ok(pb::GetHistoryResponse {
             messages: page.items.into_iter().map(convert::message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -143,7 +140,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::ListQueuedRequest>,
     ) -> Answer<pb::ListQueuedResponse> {
         let caller = caller(&request);
-        let view = self.state.sessions.queue(&caller, &request.into_inner().session_key).await?;
+        let view = self.sessions.queue(&caller, &request.into_inner().session_key).await?;
         ok(pb::ListQueuedResponse {
             queue: view
                 .queue
@@ -165,7 +162,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::GetStateRequest>,
     ) -> Answer<pb::GetStateResponse> {
         let caller = caller(&request);
-        let view = self.state.sessions.state(&caller, &request.into_inner().session_key).await?;
+        let view = self.sessions.state(&caller, &request.into_inner().session_key).await?;
         ok(pb::GetStateResponse {
             session: Some(convert::snapshot(view.session)),
             messages: view.messages.into_iter().map(convert::message).collect(),
@@ -179,7 +176,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let model = ModelRef { provider: request.provider, model_id: request.model_id };
-        let model = self.state.sessions.set_model(&caller, &request.session_key, model).await?;
+        let model = self.sessions.set_model(&caller, &request.session_key, model).await?;
         ok(pb::SetModelResponse {
             model: Some(pb::ModelRef { provider: model.provider, model_id: model.model_id }),
         })
@@ -192,7 +189,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let level = convert::thinking_from(request.level)?;
-        let level = self.state.sessions.set_thinking(&caller, &request.session_key, level).await?;
+        let level = self.sessions.set_thinking(&caller, &request.session_key, level).await?;
         ok(pb::SetThinkingLevelResponse { level: convert::thinking(level) })
     }
 
@@ -201,7 +198,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         request: Request<pb::ReloadSessionRequest>,
     ) -> Answer<pb::ReloadSessionResponse> {
         let caller = caller(&request);
-        self.state.sessions.reload(&caller, &request.into_inner().session_key).await?;
+        self.sessions.reload(&caller, &request.into_inner().session_key).await?;
         ok(pb::ReloadSessionResponse {})
     }
 
@@ -216,7 +213,7 @@ impl pb::sessions_server::Sessions for SessionsApi {
         let caller = caller(&request);
         let request = request.into_inner();
         let events =
-            self.state.sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
+            self.sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
         ok(Box::pin(events.map(|event| Ok(convert::event(&event)))))
     }
 }

@@ -22,10 +22,10 @@ use tower::Service;
 
 use super::convert;
 use super::sessions::SessionsApi;
-use crate::app::AppState;
 use crate::domain::Event;
 use crate::proto as pb;
 use crate::proto::sessions_server::SessionsServer;
+use crate::session::SessionManager;
 
 const SUBSCRIBE: &str = "/agentgateway.v1.Sessions/Subscribe";
 
@@ -39,17 +39,17 @@ pub fn encoded(event: &Event) -> Bytes {
 #[derive(Clone)]
 pub struct SessionsService {
     generated: SessionsServer<SessionsApi>,
-    state: AppState,
+    sessions: SessionManager,
     max_message: usize,
 }
 
 impl SessionsService {
     pub fn new(
         generated: SessionsServer<SessionsApi>,
-        state: AppState,
+        sessions: SessionManager,
         max_message: usize,
     ) -> Self {
-        Self { generated, state, max_message }
+        Self { generated, sessions, max_message }
     }
 }
 
@@ -70,7 +70,7 @@ impl Service<http::Request<Body>> for SessionsService {
         if request.uri().path() != SUBSCRIBE {
             return Box::pin(self.generated.call(request));
         }
-        let subscribe = Subscribe(self.state.clone());
+        let subscribe = Subscribe(self.sessions.clone());
         let max = Some(self.max_message);
         Box::pin(async move {
             let mut grpc = Grpc::new(SharedBytesCodec).apply_max_message_size_config(max, max);
@@ -81,7 +81,7 @@ impl Service<http::Request<Body>> for SessionsService {
 
 type EncodedStream = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
-struct Subscribe(AppState);
+struct Subscribe(SessionManager);
 
 impl ServerStreamingService<pb::SubscribeRequest> for Subscribe {
     type Response = Bytes;
@@ -89,12 +89,12 @@ impl ServerStreamingService<pb::SubscribeRequest> for Subscribe {
     type Future = BoxFuture<'static, Result<tonic::Response<EncodedStream>, Status>>;
 
     fn call(&mut self, request: tonic::Request<pb::SubscribeRequest>) -> Self::Future {
-        let state = self.0.clone();
+        let sessions = self.0.clone();
         let caller = super::guard::caller(&request);
         Box::pin(async move {
             let request = request.into_inner();
             let events =
-                state.sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
+                sessions.subscribe(&caller, &request.session_key, request.after_seq).await?;
             let stream: EncodedStream = Box::pin(events.map(|event| Ok(encoded(&event))));
             Ok(tonic::Response::new(stream))
         })

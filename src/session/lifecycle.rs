@@ -40,6 +40,8 @@ impl SessionManager {
             if self.lookup(&stored_key).is_some() || stored.session.is_some() {
                 return Err(GatewayError::conflict(format!("Session already exists: {key}")));
             }
+            // A created session counts against `limits.max_live_sessions` like any other.
+            self.make_room()?;
             let mut registry = self.registry();
             let owner = request.caller.owner().map(str::to_string);
             self.install(&mut registry, &stored_key, stored, |state| {

@@ -173,7 +173,7 @@ impl SessionManager {
 
     /// Keeps live sessions under `limits.max_live_sessions`: at the cap, the longest idle
     /// sessions with nothing to do are evicted (they stay stored); when none can go, 429.
-    fn make_room(&self) -> Result<()> {
+    pub(super) fn make_room(&self) -> Result<()> {
         let max = self.config().limits.max_live_sessions;
         let mut registry = self.registry();
         if registry.live.len() < max {

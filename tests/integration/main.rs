@@ -10,6 +10,7 @@ mod auth;
 mod binary;
 mod commands;
 mod confinement;
+mod context;
 mod disk_full;
 mod durability;
 mod edge;

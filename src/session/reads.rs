@@ -100,8 +100,11 @@ impl SessionManager {
             .map(|c| c.parse::<u64>().map_err(|_| GatewayError::invalid("Invalid history cursor")))
             .transpose()?;
         let session = self.existing(caller, key).await?;
-        let page = session.lock().history_page(limit, cursor);
-        Ok(page)
+        // The span is taken under the lock, so the batch of every message it counts has been
+        // submitted; the store answers reads after the writes submitted before them.
+        let span = session.lock().history_span(limit, cursor);
+        let items = self.inner.store.history(&session.key, span.from, span.to).await?;
+        Ok(Page { items, next_cursor: span.next_cursor })
     }
 
     /// The messages waiting in the queue, next first.
@@ -110,7 +113,12 @@ impl SessionManager {
     }
 
     pub async fn state(&self, caller: &Caller, key: &str) -> Result<SessionStateView> {
-        Ok(self.existing(caller, key).await?.lock().view())
+        let session = self.existing(caller, key).await?;
+        let (mut view, span) = session.lock().view();
+        let mut messages = self.inner.store.history(&session.key, span.from, span.to).await?;
+        messages.append(&mut view.messages);
+        view.messages = messages;
+        Ok(view)
     }
 
     /// Live events: `hello`, the logged events after `after_seq`, then live ones.

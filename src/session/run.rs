@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::SessionManager;
-use super::state::Session;
+use super::state::{Session, State};
 use crate::agent::{Agent, RunHost};
 use crate::domain::EventKind;
 use crate::domain::{FailureCode, Interruption, RunEnd, RunStatus};
@@ -40,15 +40,43 @@ async fn drive(session: Arc<Session>, manager: SessionManager) {
             }
         }
         let _gate = session.run_gate.lock().await;
+        let idle = |state: &mut State| {
+            let idle =
+                state.closing || state.removed || state.queue.is_empty() || manager.draining();
+            if idle {
+                state.driver_running = false;
+            }
+            idle
+        };
+        // The run's context is read from the store (history is not kept in memory), before
+        // the lock is taken to begin it; if anything moved history meanwhile, read again.
+        let range = {
+            let mut state = session.lock();
+            if idle(&mut state) {
+                return;
+            }
+            state.context_range()
+        };
+        let context = match manager.inner.store.history(&session.key, range.from, range.to).await {
+            Ok(context) => context,
+            Err(e) => {
+                let delay = backoff.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+                warn!(session_key = %session.key, error = %e, retry_in = ?delay, "cannot read the context of the next run; it stays queued");
+                backoff = Some(delay);
+                continue;
+            }
+        };
         let (mut queued, cancel, model, thinking, started) = {
             let mut state = session.lock();
-            if state.closing || state.removed || state.queue.is_empty() || manager.draining() {
-                state.driver_running = false;
+            if idle(&mut state) {
                 return;
+            }
+            if state.context_range() != range {
+                continue;
             }
             let mut queued = state.queue.pop_front().expect("queue is not empty");
             let cancel = CancellationToken::new();
-            state.begin_run(&mut queued, cancel.clone());
+            state.begin_run(&mut queued, cancel.clone(), context);
             // Started is on disk before the model is called: a crash never runs it twice.
             let started = state.commit();
             // Counted under the lock: see `SessionManager::drain`.

@@ -214,7 +214,7 @@ impl SessionManager {
         let mut registry = self.registry();
         let mut state = session.lock();
         let empty = !session.primary
-            && state.history.is_empty()
+            && state.message_count == 0
             && state.queue.is_empty()
             && state.run.is_none()
             && state.log.subscribers() == 0;

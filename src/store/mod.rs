@@ -219,8 +219,11 @@ pub struct Stored {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSession {
+    /// The row, its `message_count` as the history table has it.
     pub record: SessionRecord,
-    pub history: Vec<HistoryMessage>,
+    /// History from the user message of a run a crash left started to the end, for closing
+    /// it; empty otherwise. A load never reads the rest of history (it stays in the store).
+    pub open_tail: Vec<HistoryMessage>,
     /// Queued and started messages, in the order they were accepted.
     pub messages: Vec<MessageRecord>,
     /// Idempotency records of this session's messages whose outcome is not known yet.
@@ -232,7 +235,17 @@ pub struct StoredSession {
 pub trait Store: memory::MemoryStore + Send + Sync + 'static {
     /// Submits a batch; never blocks. The ticket resolves when it is durable.
     fn write(&self, batch: Vec<Op>) -> Ticket;
+    /// The key's row, seq, unfinished messages and their idempotency records, and the open
+    /// tail of history ([`StoredSession::open_tail`]): never the whole history.
     fn load(&self, key: &str) -> BoxFuture<'_, StoreResult<Stored>>;
+    /// History messages at positions `from..to` (positions count from the session's first
+    /// message ever; cleared ones are gone), in order.
+    fn history(
+        &self,
+        key: &str,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<HistoryMessage>>>;
     /// Sessions, newest activity first, strictly after `(last_active_at, key)` in that order.
     /// Newest activity first, after the `(last_active_at, key)` cursor; with `owner`, only the
     /// sessions that token created.

@@ -5,9 +5,14 @@ use super::*;
 
 impl State {
     /// Replaces, for the model, everything before the message `first_kept` by `summary`.
+    /// The run's context lets the summarised messages go.
     pub fn compact(&mut self, first_kept: &str, summary: String, summary_tokens: u64) {
-        if let Some(index) = self.history.iter().position(|m| m.id == first_kept) {
-            self.meta.compacted_upto = self.history_base + index as u64;
+        if let Some(run) = self.run.as_mut()
+            && let Some(index) = run.context.iter().position(|m| m.id == first_kept)
+        {
+            run.context.drain(..index);
+            run.context_from += index as u64;
+            self.meta.compacted_upto = run.context_from;
             self.meta.compaction_summary = Some(summary);
             self.dirty = true;
         }
@@ -45,7 +50,7 @@ impl State {
                     }
                 }
                 EventKind::ToolComplete { tool_call_id, tool_name, result, is_error } => {
-                    let args = find_call_args(&self.history, tool_call_id);
+                    let args = find_call_args(&run.context, tool_call_id);
                     let message = HistoryMessage {
                         id: uuid::Uuid::new_v4().to_string(),
                         role: Role::ToolResult,
@@ -105,13 +110,26 @@ impl State {
         self.emit(EventKind::SessionState { snapshot });
     }
 
+    /// Appends a message to history: to the store in this critical section's batch, and to
+    /// the running run's context (which is the tail of history while a run holds it).
     pub(super) fn commit(&mut self, message: HistoryMessage) {
         self.meta.updated_at = now_ms();
         self.dirty = true;
-        let position = self.history_base + self.history.len() as u64;
+        let position = self.history_base + self.message_count;
+        self.message_count += 1;
+        if message.role != Role::ToolResult
+            && let Some(text) = message.first_text()
+        {
+            self.preview = Some(text.chars().take(PREVIEW_CHARS).collect());
+        }
         let key = self.key.to_string();
-        self.ops.push(Op::AppendHistory { key, position, message: message.clone() });
-        self.history.push(message);
+        match self.run.as_mut() {
+            Some(run) => {
+                self.ops.push(Op::AppendHistory { key, position, message: message.clone() });
+                run.context.push(message);
+            }
+            None => self.ops.push(Op::AppendHistory { key, position, message }),
+        }
     }
 }
 

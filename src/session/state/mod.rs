@@ -37,6 +37,8 @@ pub(crate) use run::ActiveRun;
 const SEQ_BLOCK: u64 = 1000;
 /// How often a streaming run's draft is written to the store, so a crash keeps partial text.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Characters of the newest message a snapshot previews.
+const PREVIEW_CHARS: usize = 120;
 /// The id of the compaction summary in a model's context (it is not a history message).
 pub const COMPACTION_ID: &str = "compaction-summary";
 
@@ -65,9 +67,15 @@ pub(crate) struct State {
     pub shown: Arc<str>,
     /// Everything the session's row stores and its snapshot shows.
     pub meta: SessionMeta,
-    pub history: Vec<HistoryMessage>,
-    /// Position of `history[0]` in the session's whole history (cursors stay valid as it grows).
+    /// History itself lives in the store (issue 24: a long-lived session must not cost RAM in
+    /// proportion to its history). What stays here is where it starts and how long it is:
+    /// positions `history_base..history_base + message_count` hold it, so cursors stay valid
+    /// as it grows, and a page or a run's context is one range read.
     pub history_base: u64,
+    pub message_count: u64,
+    /// The newest text of a message that is not a tool result (the snapshot's preview),
+    /// kept as messages are committed.
+    pub preview: Option<String>,
     pub queue: VecDeque<Queued>,
     pub run: Option<ActiveRun>,
     /// A driver task is running or about to run the queue.
@@ -175,8 +183,9 @@ impl State {
             shown: super::keys::shown(&key).into(),
             key,
             meta: SessionMeta::new(model, crate::memory::DEFAULT_NAMESPACE),
-            history: Vec::new(),
             history_base: 0,
+            message_count: 0,
+            preview: None,
             queue: VecDeque::new(),
             run: None,
             driver_running: false,

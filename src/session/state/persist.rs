@@ -6,13 +6,12 @@ use super::*;
 impl State {
     /// The session's row as the store keeps it.
     pub(super) fn record(&self) -> SessionRecord {
-        let snapshot = self.snapshot();
         SessionRecord {
             key: self.key.to_string(),
             meta: self.meta.clone(),
             history_base: self.history_base,
-            message_count: self.history.len() as u64,
-            preview: snapshot.last_message_preview,
+            message_count: self.message_count,
+            preview: self.preview.clone(),
         }
     }
 
@@ -64,8 +63,9 @@ impl State {
 
     /// Clears the conversation in place under a new session id.
     pub fn clear(&mut self) {
-        self.history_base += self.history.len() as u64;
-        self.history.clear();
+        self.history_base += self.message_count;
+        self.message_count = 0;
+        self.preview = None;
         self.ops.push(Op::ClearHistory { key: self.key.to_string() });
         self.meta.compacted_upto = 0;
         self.meta.compaction_summary = None;

@@ -1,5 +1,7 @@
 //! A session loaded from the store (GATEWAY.md §2 crash semantics): queued messages go back in
-//! the queue, and runs a crash left started are closed as interrupted, never re-run.
+//! the queue, and runs a crash left started are closed as interrupted, never re-run. Only the
+//! session's row and unfinished messages are read, plus, after a crash, the tail of history
+//! from the interrupted run's message: never the whole history.
 
 use serde_json::Value;
 
@@ -19,7 +21,8 @@ impl State {
         let mut state = State::new(record.key.as_str().into(), record.meta.model.clone(), log);
         state.meta = record.meta;
         state.history_base = record.history_base;
-        state.history = stored.history;
+        state.message_count = record.message_count;
+        state.preview = record.preview;
         state.dirty = false;
         let (started, queued): (Vec<_>, Vec<_>) =
             stored.messages.into_iter().partition(|m| m.state == MessageState::Started);
@@ -36,14 +39,15 @@ impl State {
             })
             .collect();
         state.restore_idempotent(stored.idempotency);
-        state.close_interrupted(started);
+        state.close_interrupted(started, stored.open_tail);
         state
     }
 
     /// Crash semantics (GATEWAY.md §2): a started run keeps its partial text, its open tool
     /// calls get `interrupted by restart` error results, an `error` event says so, and its
-    /// message (and any steering text that joined it) is marked done.
-    fn close_interrupted(&mut self, started: Vec<MessageRecord>) {
+    /// message (and any steering text that joined it) is marked done. `seen` is history from
+    /// the first such run's message on; what is committed here joins it.
+    fn close_interrupted(&mut self, started: Vec<MessageRecord>, mut seen: Vec<HistoryMessage>) {
         let (runs, steering): (Vec<_>, Vec<_>) =
             started.into_iter().partition(|m| m.joined.is_none());
         self.closed_at_restore = runs.len();
@@ -57,13 +61,13 @@ impl State {
                 waiters: Vec::new(),
                 permit: None,
             };
-            if !self.history.iter().any(|h| h.id == run.message_id) {
-                self.commit(user(run).user_message());
+            if !seen.iter().any(|h| h.id == run.message_id) {
+                self.commit_seen(&mut seen, user(run).user_message());
             }
-            let start = self.history.iter().rposition(|h| h.id == run.message_id).unwrap_or(0);
+            let start = seen.iter().rposition(|h| h.id == run.message_id).unwrap_or(0);
             for steer in steering.iter().filter(|s| s.joined.as_ref() == Some(&run.message_id)) {
-                if !self.history.iter().any(|h| h.id == steer.message_id) {
-                    self.commit(user(steer).user_message());
+                if !seen.iter().any(|h| h.id == steer.message_id) {
+                    self.commit_seen(&mut seen, user(steer).user_message());
                 }
             }
             let status = RunStatus::Interrupted { reason: INTERRUPTED_BY_RESTART.into() };
@@ -76,16 +80,17 @@ impl State {
                 code: status.code().unwrap_or_default().into(),
                 message: INTERRUPTED_BY_RESTART.into(),
             });
-            self.commit(HistoryMessage {
+            let closing = HistoryMessage {
                 id: uuid::Uuid::new_v4().to_string(),
                 role: Role::Assistant,
                 parts,
                 timestamp: now_ms(),
-            });
+            };
+            self.commit_seen(&mut seen, closing);
             for result in checkpoint.pending_tools {
-                self.commit(result);
+                self.commit_seen(&mut seen, result);
             }
-            for (id, name, args) in open_calls(&self.history[start..]) {
+            for (id, name, args) in open_calls(&seen[start..]) {
                 let message = HistoryMessage {
                     id: uuid::Uuid::new_v4().to_string(),
                     role: Role::ToolResult,
@@ -98,7 +103,7 @@ impl State {
                     }],
                     timestamp: now_ms(),
                 };
-                self.commit(message);
+                self.commit_seen(&mut seen, message);
             }
             self.emit(status.end_event().expect("an interruption has one"));
             self.emit(EventKind::agent_end(run.message_id.clone(), status, Usage::default()));
@@ -115,6 +120,13 @@ impl State {
             );
             self.record_outcome(&outcome);
         }
+    }
+}
+
+impl State {
+    fn commit_seen(&mut self, seen: &mut Vec<HistoryMessage>, message: HistoryMessage) {
+        seen.push(message.clone());
+        self.commit(message);
     }
 }
 

@@ -24,6 +24,13 @@ pub(crate) struct ActiveRun {
     /// The store has the run's start: only then may steering text join it (a run whose start
     /// cannot be stored goes back to the queue, alone).
     pub started: bool,
+    /// What the model sees of history: positions `context_from..` (since the last compaction),
+    /// read from the store when the run began, extended as the run commits messages, and let
+    /// go when it ends.
+    pub context: Vec<HistoryMessage>,
+    pub context_from: u64,
+    /// The preview before the run's user message was committed, for a start the store refused.
+    preview_before: Option<String>,
     /// The message's acceptance was never stored (its caller got the store's error): if the
     /// start fails too, the message is dropped rather than queued again.
     pub withdrawn: bool,
@@ -42,6 +49,9 @@ impl ActiveRun {
             interrupted: None,
             permit: None,
             started: false,
+            context: Vec::new(),
+            context_from: 0,
+            preview_before: None,
             withdrawn: false,
         }
     }
@@ -52,6 +62,16 @@ impl ActiveRun {
             pending_tools: self.pending_tools.iter().map(|(_, m)| m.clone()).collect(),
         }
     }
+}
+
+/// Where the next run's context lies in history, and what must not have changed by the time
+/// the run begins for the read to still be that context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContextRange {
+    pub from: u64,
+    pub to: u64,
+    session_id: String,
+    compacted_upto: u64,
 }
 
 /// The callers of a run that has ended, answered once its end is durable.
@@ -72,13 +92,32 @@ impl State {
     /// Begins the run of `queued`, taken off the queue: the store marks it started and gets
     /// its user message in the same batch, so a started run always has its message in
     /// history. Nothing is announced until that batch is durable ([`State::announce_start`]).
-    pub fn begin_run(&mut self, queued: &mut Queued, cancel: CancellationToken) {
+    pub fn begin_run(
+        &mut self,
+        queued: &mut Queued,
+        cancel: CancellationToken,
+        context: Vec<HistoryMessage>,
+    ) {
         let mut run = ActiveRun::new(queued.message_id.clone(), cancel);
+        run.context_from = self.context_range().from;
+        run.context = context;
+        run.preview_before = self.preview.clone();
         run.waiters.extend(queued.waiters.drain(..).map(|w| (queued.message_id.clone(), w)));
         run.permit = queued.permit.take();
         self.run = Some(run);
         self.ops.push(Op::Start { message_id: queued.message_id.clone() });
         self.commit(queued.user_message());
+    }
+
+    /// The part of history the next run's context is: from the compaction point (or the
+    /// start of history after a clear) to the end.
+    pub fn context_range(&self) -> ContextRange {
+        ContextRange {
+            from: self.meta.compacted_upto.max(self.history_base),
+            to: self.history_base + self.message_count,
+            session_id: self.meta.session_id.clone(),
+            compacted_upto: self.meta.compacted_upto,
+        }
     }
 
     /// The run's start is durable: steering may join it, and subscribers hear of it.
@@ -96,8 +135,9 @@ impl State {
     /// driver retries once the store recovers (an accepted message is never dropped).
     pub fn unstart_run(&mut self, mut queued: Queued) {
         let Some(mut run) = self.run.take() else { return };
-        if self.history.last().is_some_and(|m| m.id == queued.message_id) {
-            self.history.pop();
+        if run.context.last().is_some_and(|m| m.id == queued.message_id) {
+            self.message_count -= 1;
+            self.preview = run.preview_before.take();
         }
         if run.withdrawn {
             self.emit_state();

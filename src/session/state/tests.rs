@@ -72,7 +72,7 @@ fn a_runs_end_is_heard_only_once_it_is_stored() {
     let mut state = state();
     let mut admitted = state.admit(request("hello"), 8, false).unwrap();
     let mut queued = state.queue.pop_front().unwrap();
-    state.begin_run(&mut queued, CancellationToken::new());
+    state.begin_run(&mut queued, CancellationToken::new(), Vec::new());
     let start = state.take_ops();
     assert!(
         start.iter().any(|op| matches!(op, Op::Start { .. }))
@@ -117,7 +117,7 @@ fn an_end_the_store_refused_is_reported_as_failed() {
     let mut state = state();
     let mut admitted = state.admit(request("hello"), 8, false).unwrap();
     let mut queued = state.queue.pop_front().unwrap();
-    state.begin_run(&mut queued, CancellationToken::new());
+    state.begin_run(&mut queued, CancellationToken::new(), Vec::new());
     state.announce_start(&queued.message_id);
     let report = state.finish_run(ended("hello"));
     state.report_end(report, Err("Store unavailable: disk full".into()));
@@ -137,19 +137,21 @@ fn a_start_the_store_refused_goes_back_to_the_head_of_the_queue() {
     let mut admitted = state.admit(request("first"), 8, false).unwrap();
     state.admit(request("second"), 8, false).unwrap();
     let mut queued = state.queue.pop_front().unwrap();
-    state.begin_run(&mut queued, CancellationToken::new());
+    state.begin_run(&mut queued, CancellationToken::new(), Vec::new());
+    assert_eq!((state.message_count, state.preview.as_deref()), (1, Some("first")));
     // Not started yet: a steer queues instead of joining a run that may never start.
     let steer = SendRequest { behavior: StreamingBehavior::Steer, ..request("steer") };
     assert_eq!(state.admit(steer, 8, false).unwrap().accepted.mode, SendMode::Queued);
     state.unstart_run(queued);
     assert!(state.run.is_none());
-    assert!(state.history.is_empty(), "its user message left history again");
+    assert_eq!(state.message_count, 0, "its user message left history again");
+    assert_eq!(state.preview, None, "and the preview with it");
     let order: Vec<&str> = state.queue.iter().map(|q| q.text.as_str()).collect();
     assert_eq!(order, ["first", "second", "steer"]);
     assert!(admitted.outcome.try_recv().is_err(), "its caller still waits");
     // Once started, steering joins the run.
     let mut queued = state.queue.pop_front().unwrap();
-    state.begin_run(&mut queued, CancellationToken::new());
+    state.begin_run(&mut queued, CancellationToken::new(), Vec::new());
     state.announce_start(&queued.message_id);
     let steer = SendRequest { behavior: StreamingBehavior::Steer, ..request("join") };
     assert_eq!(state.admit(steer, 8, false).unwrap().accepted.mode, SendMode::Steer);

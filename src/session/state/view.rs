@@ -1,14 +1,15 @@
-//! What callers read of a session: its snapshot, the model's context, a history page, the
-//! state view with the draft, the queue listing, and whether it may leave memory.
+//! What callers read of a session: its snapshot, the model's context, where a history page
+//! lies, the state view's in-flight part, the queue listing, and whether it may leave memory.
+//! History itself is read from the store by the session manager (`session/reads.rs`).
 
 use super::*;
 
 impl State {
     /// What the model sees: the compaction summary (if any) as a first user message, then the
-    /// history after the compaction point.
+    /// history after the compaction point (the running run's context).
     pub fn context(&self) -> Vec<HistoryMessage> {
-        let from = self.meta.compacted_upto.saturating_sub(self.history_base) as usize;
-        let mut messages = Vec::with_capacity(self.history.len() + 1);
+        let tail = self.run.as_ref().map_or(&[][..], |run| &run.context);
+        let mut messages = Vec::with_capacity(tail.len() + 1);
         if let Some(summary) = &self.meta.compaction_summary {
             messages.push(HistoryMessage {
                 id: COMPACTION_ID.into(),
@@ -19,7 +20,7 @@ impl State {
                 timestamp: self.meta.created_at,
             });
         }
-        messages.extend(self.history.iter().skip(from.min(self.history.len())).cloned());
+        messages.extend(tail.iter().cloned());
         messages
     }
 
@@ -37,19 +38,12 @@ impl State {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let preview = self
-            .history
-            .iter()
-            .rev()
-            .filter(|m| m.role != Role::ToolResult)
-            .find_map(|m| m.first_text())
-            .map(|text| text.chars().take(120).collect());
         let counts = SnapshotCounts {
-            message_count: self.history.len(),
+            message_count: self.message_count as usize,
             queue_depth: self.queue.len(),
             processing: self.processing(),
             loaded: true,
-            last_message_preview: preview,
+            last_message_preview: self.preview.clone(),
         };
         Snapshot::of(&self.shown, &self.meta, counts)
     }
@@ -71,18 +65,20 @@ impl State {
         QueueView { queue, processing: self.processing() }
     }
 
-    /// Newest `limit` messages before `cursor` (a position in the whole history).
-    pub fn history_page(&self, limit: Option<usize>, cursor: Option<u64>) -> Page<HistoryMessage> {
-        let len = self.history.len() as u64;
-        let end = cursor.map_or(len, |c| c.saturating_sub(self.history_base).min(len)) as usize;
-        let start = limit.map_or(0, |limit| end.saturating_sub(limit));
-        let next_cursor = (start > 0).then(|| (self.history_base + start as u64).to_string());
-        Page { items: self.history[start..end].to_vec(), next_cursor }
+    /// Where the newest `limit` messages before `cursor` (a position in the whole history)
+    /// lie, and the cursor of the page before them.
+    pub fn history_span(&self, limit: Option<usize>, cursor: Option<u64>) -> HistorySpan {
+        let len = self.message_count;
+        let end = cursor.map_or(len, |c| c.saturating_sub(self.history_base).min(len));
+        let start = limit.map_or(0, |limit| end.saturating_sub(limit as u64));
+        let next_cursor = (start > 0).then(|| (self.history_base + start).to_string());
+        HistorySpan { from: self.history_base + start, to: self.history_base + end, next_cursor }
     }
 
-    /// History plus the in-flight draft and the tool results not yet in history.
-    pub fn view(&self) -> SessionStateView {
-        let mut messages = self.history.clone();
+    /// The state view without its history: the snapshot and the in-flight draft and tool
+    /// results, plus where history lies (the caller reads it and puts it first).
+    pub fn view(&self) -> (SessionStateView, HistorySpan) {
+        let mut messages = Vec::new();
         if let Some(run) = &self.run {
             messages.extend(run.draft.as_ref().map(Draft::view));
             for (call_id, message) in &run.pending_tools {
@@ -91,6 +87,14 @@ impl State {
                 messages.push(message);
             }
         }
-        SessionStateView { session: self.snapshot(), messages }
+        let span = self.history_span(None, None);
+        (SessionStateView { session: self.snapshot(), messages }, span)
     }
+}
+
+/// A range of history positions to read from the store, and the cursor of what comes before.
+pub(crate) struct HistorySpan {
+    pub from: u64,
+    pub to: u64,
+    pub next_cursor: Option<String>,
 }

@@ -120,6 +120,16 @@ impl Store for SqliteStore {
         self.call(move |conn| read::load(conn, &key))
     }
 
+    fn history(
+        &self,
+        key: &str,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'_, StoreResult<Vec<crate::domain::HistoryMessage>>> {
+        let key = key.to_string();
+        self.call(move |conn| read::history(conn, &key, from, to))
+    }
+
     fn list(
         &self,
         limit: usize,

@@ -1,5 +1,6 @@
-//! The reads: a key as stored (its session, history, unfinished messages and their
-//! idempotency records), the session listing, the pending work for a restart, and the single
+//! The reads: a key as stored (its session row, unfinished messages and their idempotency
+//! records, and only the part of history a crash left open), ranges of history, the session
+//! listing, the pending work for a restart, and the single
 //! rows behind idempotency, ownership and the live config. Each runs on the store thread, after
 //! every write submitted before it.
 
@@ -55,22 +56,73 @@ pub(super) fn load(conn: &Connection, key: &str) -> StoreResult<Stored> {
         .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?1"))?
         .query_row([key], session_row)
         .optional()?;
-    let Some(record) = record else { return Ok(Stored { seq, session: None }) };
+    let Some(mut record) = record else { return Ok(Stored { seq, session: None }) };
+    // The history table is the truth about how long history is (one index lookup, whatever
+    // its length); the row's count is what the listing shows.
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT MAX(position) FROM history WHERE session_key = ?1")?
+        .query_row([key], |r| r.get(0))?;
+    record.message_count =
+        last.map_or(0, |last| (last as u64 + 1).saturating_sub(record.history_base));
+    let messages = unfinished_messages(conn, key)?;
+    let open_tail = open_tail(conn, key, &messages)?;
     let session = StoredSession {
         record,
-        history: history(conn, key)?,
-        messages: unfinished_messages(conn, key)?,
+        open_tail,
+        messages,
         idempotency: unresolved_idempotency(conn, key)?,
     };
     Ok(Stored { seq, session: Some(session) })
 }
 
-fn history(conn: &Connection, key: &str) -> StoreResult<Vec<HistoryMessage>> {
+/// History from the user message of the earliest run a crash left started, to the end: what
+/// closing that run needs. Empty when no run was left started (the usual case), so a load
+/// reads no history at all.
+fn open_tail(
+    conn: &Connection,
+    key: &str,
+    messages: &[MessageRecord],
+) -> StoreResult<Vec<HistoryMessage>> {
+    let started: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.state == MessageState::Started && m.joined.is_none())
+        .map(|m| m.message_id.as_str())
+        .collect();
+    let mut from: Option<i64> = None;
+    for id in started {
+        // Newest first: a run's message is near the end, so the scan stops early.
+        let position: Option<i64> = conn
+            .prepare_cached(
+                "SELECT position FROM history WHERE session_key = ?1 AND id = ?2
+                 ORDER BY position DESC LIMIT 1",
+            )?
+            .query_row(params![key, id], |r| r.get(0))
+            .optional()?;
+        from = match (from, position) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    match from {
+        Some(from) => history(conn, key, from as u64, u64::MAX),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// History messages at positions `from..to`, in order.
+pub(super) fn history(
+    conn: &Connection,
+    key: &str,
+    from: u64,
+    to: u64,
+) -> StoreResult<Vec<HistoryMessage>> {
     let mut history = Vec::new();
     let mut statement = conn.prepare_cached(
-        "SELECT id, role, parts, timestamp FROM history WHERE session_key = ?1 ORDER BY position",
+        "SELECT id, role, parts, timestamp FROM history
+         WHERE session_key = ?1 AND position >= ?2 AND position < ?3 ORDER BY position",
     )?;
-    let mut rows = statement.query([key])?;
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![key, from as i64, to])?;
     while let Some(row) = rows.next()? {
         let role: String = row.get(1)?;
         let parts: String = row.get(2)?;

@@ -75,6 +75,11 @@ pub(crate) async fn loaded(store: &dyn Store, key: &str) -> StoredSession {
     store.load(key).await.unwrap().session.expect("session is stored")
 }
 
+/// The whole stored history of `key`.
+pub(crate) async fn all_history(store: &dyn Store, key: &str) -> Vec<HistoryMessage> {
+    store.history(key, 0, u64::MAX).await.unwrap()
+}
+
 pub async fn unknown_keys_load_as_nothing(store: &dyn Store) {
     assert_eq!(store.load("nobody").await.unwrap(), Stored { seq: 0, session: None });
 }
@@ -98,9 +103,45 @@ pub async fn sessions_history_and_messages_round_trip(store: &dyn Store) {
     let stored = store.load("k").await.unwrap();
     assert_eq!(stored.seq, 99);
     let session = stored.session.unwrap();
-    assert_eq!(session.record, compacted);
-    assert_eq!(session.history, history);
+    // The row comes back with the count the history table has (the row said 0).
+    assert_eq!(session.record, SessionRecord { message_count: 2, ..compacted });
+    assert!(session.open_tail.is_empty(), "a load reads no history when no run was open");
     assert_eq!(session.messages, vec![accepted("k", "q1")]);
+    assert_eq!(all_history(store, "k").await, history);
+    // Ranges by position, as history pages and a run's context read them.
+    assert_eq!(store.history("k", 1, 2).await.unwrap(), history[1..]);
+    assert_eq!(store.history("k", 0, 1).await.unwrap(), history[..1]);
+    assert!(store.history("k", 2, 10).await.unwrap().is_empty());
+    assert!(store.history("other", 0, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_load_reads_only_the_tail_a_crash_left_open(store: &dyn Store) {
+    let mut batch = vec![Op::PutSession(record("t", 1))];
+    let history: Vec<_> = (0..6)
+        .map(|i| {
+            message(&format!("h{i}"), if i % 2 == 0 { Role::User } else { Role::Assistant }, "x")
+        })
+        .collect();
+    for (position, message) in history.iter().enumerate() {
+        batch.push(Op::AppendHistory {
+            key: "t".into(),
+            position: position as u64,
+            message: message.clone(),
+        });
+    }
+    // h4 is the user message of a run that started and never finished; s steered into it.
+    let mut run = accepted("t", "h4");
+    run.state = MessageState::Started;
+    let mut steer = accepted("t", "s");
+    steer.state = MessageState::Started;
+    steer.joined = Some("h4".into());
+    batch.extend([Op::Accept(run), Op::Accept(steer)]);
+    write(store, batch).await;
+    let session = loaded(store, "t").await;
+    assert_eq!(session.open_tail, history[4..]);
+    assert_eq!(session.record.message_count, 6);
+    write(store, vec![Op::Finish { message_id: "h4".into(), error: None }]).await;
+    assert!(loaded(store, "t").await.open_tail.is_empty());
 }
 
 pub async fn a_failing_batch_writes_nothing(store: &dyn Store) {
@@ -187,7 +228,8 @@ pub async fn delete_removes_everything_but_the_seq(store: &dyn Store) {
     // Re-created under the same key: no old history or messages come back.
     write(store, vec![Op::PutSession(record("d", 2))]).await;
     let session = loaded(store, "d").await;
-    assert!(session.history.is_empty() && session.messages.is_empty());
+    assert!(session.messages.is_empty() && all_history(store, "d").await.is_empty());
+    assert_eq!(session.record.message_count, 0);
 }
 
 pub async fn clear_history_keeps_the_session(store: &dyn Store) {
@@ -207,12 +249,14 @@ pub async fn clear_history_keeps_the_session(store: &dyn Store) {
     .await;
     write(store, vec![Op::ClearHistory { key: "c".into() }, Op::PutSession(cleared.clone())]).await;
     let session = loaded(store, "c").await;
-    assert!(session.history.is_empty());
+    assert!(all_history(store, "c").await.is_empty());
     assert_eq!(session.record, cleared);
     let next = message("n", Role::User, "after reset");
     write(store, vec![Op::AppendHistory { key: "c".into(), position: 1, message: next.clone() }])
         .await;
-    assert_eq!(loaded(store, "c").await.history, vec![next]);
+    assert_eq!(all_history(store, "c").await, vec![next.clone()]);
+    assert_eq!(store.history("c", 1, 2).await.unwrap(), vec![next]);
+    assert_eq!(loaded(store, "c").await.record.message_count, 1, "counted from the base");
 }
 
 pub async fn list_is_newest_first_and_pages(store: &dyn Store) {
@@ -281,6 +325,7 @@ macro_rules! store_suite {
         $crate::store::suite::store_suite!($make;
             unknown_keys_load_as_nothing,
             sessions_history_and_messages_round_trip,
+            a_load_reads_only_the_tail_a_crash_left_open,
             a_failing_batch_writes_nothing,
             messages_move_from_queued_to_started_to_done_once,
             steering_messages_are_stored_as_started,

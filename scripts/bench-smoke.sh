@@ -25,6 +25,7 @@ run() {
 run fanout --subscribers 1,20 --tokens 50 --runs 2
 run sessions --sessions 1,10 --tokens 10 --rate 200 --skip-first 2
 run idle --sessions 40 --concurrency 4 --settle 0
+run history --sessions 3 --messages 10,500 --context 20 --runs 1
 run unary --duration 0.4 --concurrency 8 --connections 1,2 --sessions 3
 run rest --duration 0.4 --connections 8
 
@@ -32,12 +33,13 @@ python3 - "$out" <<'PY'
 import json, sys
 
 lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-expected = {"fanout": 4, "sessions": 4, "idle": 1, "unary": 4, "rest": 1}
+expected = {"fanout": 4, "sessions": 4, "idle": 1, "history": 2, "unary": 4, "rest": 1}
 fields = {
     "fanout": ["transport", "subscribers", "runs", "events_delivered", "events_per_s_total",
                "events_per_s_per_subscriber", "gateway_cpu_s_per_million_events", "memory"],
     "sessions": ["transport", "sessions", "added_latency", "added_latency_without_first_tokens"],
     "idle": ["sessions", "rss_per_session_kib", "rss_per_session_kib_after_eviction", "allocator"],
+    "history": ["messages_per_session", "rss_per_session_kib", "load", "history_page_50", "run"],
     "unary": ["method", "connections", "gateway", "baseline", "ratio_to_baseline"],
     "rest": ["connections", "gateway", "baseline", "ratio_to_baseline"],
 }
@@ -59,6 +61,10 @@ for line in lines:
         latency = line["added_latency"]
         if latency["count"] != line["sessions"] * line["tokens_per_run"] or latency["p99_ms"] is None:
             failures.append(f"{name}: latency samples missing: {latency}")
+    if scenario == "history":
+        for part in ("load", "history_page_50", "run"):
+            if line[part]["count"] == 0 or line[part]["p99_ms"] is None:
+                failures.append(f"{name}: no {part} samples: {line[part]}")
     if scenario in ("unary", "rest"):
         for side in ("gateway", "baseline"):
             if not line[side]["requests_per_s"] > 0 or line[side]["latency"]["p99_ms"] is None:

@@ -104,3 +104,49 @@ async fn the_same_conversation_gives_the_same_provider_requests() {
     let (_, history) = gw.get("/sessions/k/history").await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 16, "{history}");
 }
+
+/// History stays in the store: loading a session reads its row, a run reads its context (from
+/// the compaction point on), a page reads its range. Stored messages before the compaction
+/// point are made unreadable here; everything that does not ask for them must still work.
+#[tokio::test]
+async fn a_load_and_a_run_read_only_what_they_need_of_history() {
+    let gw = Gateway::start().await;
+    for i in 0..6 {
+        assert_eq!(send(&gw, "k", &format!("message {i}")).await["ok"], true);
+    }
+    let stopped = gw.stop_keeping_data().await;
+    {
+        let db = rusqlite::Connection::open(stopped.database()).unwrap();
+        db.execute(
+            "UPDATE sessions SET compacted_upto = 8, compaction_summary = 'earlier' WHERE key = 'k'",
+            [],
+        )
+        .unwrap();
+        let broken = db
+            .execute(
+                "UPDATE history SET parts = 'unreadable' WHERE session_key = 'k' AND position < 8",
+                [],
+            )
+            .unwrap();
+        assert_eq!(broken, 8);
+    }
+    let gw = stopped.start().await;
+    let (status, snapshot) = gw.get("/sessions/k").await;
+    assert_eq!(status, 200, "the load reads no history: {snapshot}");
+    assert_eq!(snapshot["session"]["messageCount"], 12);
+    assert_eq!(snapshot["session"]["lastMessagePreview"], "message 5");
+    assert_eq!(send(&gw, "k", "after").await["response"], "after", "the run reads positions 8..");
+    let (status, page) = gw.get("/sessions/k/history?limit=6").await;
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| text_of(&m["parts"][0]["text"]))
+        .collect();
+    assert_eq!(texts, ["message 4", "message 4", "message 5", "message 5", "after", "after"]);
+    assert_eq!(page["nextCursor"], "8");
+    // The page before it is the unreadable part: that read fails, and says so.
+    let (status, error) = gw.get("/sessions/k/history?limit=6&cursor=8").await;
+    assert_eq!((status, &error["code"]), (503, &serde_json::json!("unavailable")), "{error}");
+}

@@ -10,6 +10,7 @@
 mod client;
 mod closed_loop;
 mod fanout;
+mod history;
 mod idle;
 mod rest;
 mod sessions;
@@ -62,6 +63,9 @@ enum Scenario {
     Sessions(sessions::Args),
     /// Many sessions with one short run each: memory per session before and after eviction.
     Idle(idle::Args),
+    /// Sessions with long histories made in the store, then loaded: memory per session and
+    /// load time against history length.
+    History(history::Args),
     /// GetSession / ListSessions at 64 streams over 1 and 4 connections, vs bare tonic.
     Unary(unary::Args),
     /// GET /sessions/:key over 64 keep-alive connections, vs bare axum.
@@ -107,16 +111,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Scenario::Fanout(args) => fanout::run(&launch, &args).await.map(drop),
         Scenario::Sessions(args) => sessions::run(&launch, &args).await.map(drop),
         Scenario::Idle(args) => idle::run(&launch, &args).await.map(drop),
+        Scenario::History(args) => history::run(&launch, &args).await.map(drop),
         Scenario::Unary(args) => unary::run(&launch, &args).await.map(drop),
         Scenario::Rest(args) => rest::run(&launch, &args).await.map(drop),
         Scenario::All => {
             let parse = |name: &'static str| vec!["loadgen", name];
             let defaults = |name| Cli::parse_from(parse(name)).scenario;
-            for scenario in ["fanout", "sessions", "idle", "unary", "rest"] {
+            for scenario in ["fanout", "sessions", "idle", "history", "unary", "rest"] {
                 match defaults(scenario) {
                     Scenario::Fanout(args) => fanout::run(&launch, &args).await.map(drop)?,
                     Scenario::Sessions(args) => sessions::run(&launch, &args).await.map(drop)?,
                     Scenario::Idle(args) => idle::run(&launch, &args).await.map(drop)?,
+                    Scenario::History(args) => history::run(&launch, &args).await.map(drop)?,
                     Scenario::Unary(args) => unary::run(&launch, &args).await.map(drop)?,
                     Scenario::Rest(args) => rest::run(&launch, &args).await.map(drop)?,
                     Scenario::All => {}

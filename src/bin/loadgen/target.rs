@@ -54,7 +54,16 @@ impl Launch {
                 dir: None,
             });
         }
-        let dir = scratch_dir("gateway")?;
+        self.gateway_in(scratch_dir("gateway")?, settings).await
+    }
+
+    /// A gateway over `dir` (its data dir is `dir/data`, which may hold a store made
+    /// beforehand); `dir` is removed when the server stops.
+    pub async fn gateway_in(
+        &self,
+        dir: PathBuf,
+        settings: &[(&str, String)],
+    ) -> Result<Server, String> {
         let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--data-dir".into()];
         args.push(dir.join("data").display().to_string());
         args.push("--set".into());
@@ -138,7 +147,7 @@ fn field(text: &str, name: &str) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-fn scratch_dir(what: &str) -> Result<PathBuf, String> {
+pub fn scratch_dir(what: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!(
         "loadgen-{what}-{}-{}",
         std::process::id(),

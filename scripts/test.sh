@@ -12,6 +12,37 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase is timed; the summary at the end lists them with the counts of tests that ran.
+summary=()
+phase_name=""
+phase_start=$SECONDS
+phase() {
+  phase_end
+  phase_name="$1"
+  phase_start=$SECONDS
+  echo "== $phase_name"
+}
+phase_end() {
+  if [ -n "$phase_name" ]; then
+    summary+=("$(printf '%5ss  %s' "$((SECONDS - phase_start))" "$phase_name")")
+  fi
+  phase_name=""
+}
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+# Passed-test counts from a saved output: cargo's "test result" lines, node's "# pass".
+count_passed() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+rust = sum(int(n) for n in re.findall(r"test result: ok\. (\d+) passed", text))
+node = sum(int(n) for n in re.findall(r"^# pass (\d+)", text, re.M))
+print(rust + node)
+PY
+}
+
+phase "install what the tests need (venv, npm, apt)"
+
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -35,32 +66,38 @@ if [ -n "$missing" ]; then
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends $missing >/dev/null; }
 fi
 
-echo "== hadolint Dockerfile"
+phase "hadolint Dockerfile"
 "$venv/bin/hadolint" Dockerfile
 
-echo "== layers (no circle, no upward import)"
+phase "layers (no circle, no upward import)"
 python3 ../shared/tools/layers.py src \
   --order error,proto,allocator,telemetry,domain,config,auth,store,memory,agent,session,service,tls,app,grpc,http,server
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --all-targets --locked
+phase "cargo test (unit, integration, proptest, benches as tests)"
+cargo test --all-targets --locked 2>&1 | tee "$logs/cargo-test"
+rust_tests="$(count_passed "$logs/cargo-test")"
+# The binaries as `cargo run` builds them (test builds may unify other features), so the
+# last phase's `cargo run` starts at once instead of racing a rebuild against its deadline.
+cargo build --locked --bins
 
-echo "== node tests (the ai package, headless Chromium)"
-GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" node --test tests/node/
+phase "node tests (the ai package, headless Chromium)"
+GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" node --test tests/node/ \
+  2>&1 | tee "$logs/node-test"
+node_tests="$(count_passed "$logs/node-test")"
 
-echo "== clients (Python grpcio, Node grpc-js and ai, grpc-web in Chromium, grpcurl and curl recipes)"
+phase "clients (Python grpcio, Node grpc-js and ai, grpc-web in Chromium, grpcurl and curl recipes)"
 GATEWAY_BIN="$PWD/target/debug/agent-gateway" CHROMIUM="$(command -v chromium)" GRPCURL="$GRPCURL" \
   PYTHON="$PWD/$venv/bin/python" bash scripts/test-clients.sh
 
-echo "== benchmark smoke run (every loadgen scenario, tiny sizes: checks they work, not speed)"
+phase "benchmark smoke run (every loadgen scenario, tiny sizes: checks they work, not speed)"
 GATEWAY_BIN="$PWD/target/debug/agent-gateway" LOADGEN_BIN="$PWD/target/debug/loadgen" \
   bash scripts/bench-smoke.sh
 
-echo "== README first command serves /health"
+phase "README first command serves /health"
 run_command="$(grep -m1 -E '^cargo run' README.md | sed 's/[[:space:]]*#.*$//')"
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 smoke_dir="$(mktemp -d)"
@@ -85,4 +122,7 @@ PY
 kill -TERM "$pid"
 wait "$pid" || { cat "$smoke_dir/log"; exit 1; }
 rm -rf "$smoke_dir"
-echo "== all tests passed"
+phase_end
+echo "== all tests passed: $rust_tests Rust tests, $node_tests Node tests, then the clients and the smoke runs"
+printf '%s\n' "${summary[@]}"
+echo "$(printf '%5ss' "$SECONDS")  in all"

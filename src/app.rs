@@ -37,6 +37,10 @@ pub struct AppState {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
+    /// For the start-up log: where the store is (a file, or `memory`) and the tools'
+    /// sandbox mode in effect.
+    pub store_description: String,
+    pub sandbox: &'static str,
 }
 
 impl AppState {
@@ -53,6 +57,9 @@ impl AppState {
         };
         let store: Arc<dyn Store> = if config.persist {
             let dir = &config.data_dir;
+            if dir.exists() && !dir.is_dir() {
+                return Err(format!("data_dir {}: exists and is not a directory", dir.display()));
+            }
             std::fs::create_dir_all(dir).map_err(|e| format!("data_dir {}: {e}", dir.display()))?;
             Arc::new(SqliteStore::open(&dir.join(STORE_FILE))?)
         } else {
@@ -88,7 +95,20 @@ impl AppState {
             Channels::default(),
             sandbox,
         );
-        Ok(Self { config: live, sessions, memory, chat, admin, metrics, auth, tls, shutdown })
+        let store_description = store.describe();
+        Ok(Self {
+            config: live,
+            sessions,
+            memory,
+            chat,
+            admin,
+            metrics,
+            auth,
+            tls,
+            shutdown,
+            store_description,
+            sandbox,
+        })
     }
 
     /// False once shutdown has begun (draining).

@@ -8,7 +8,7 @@ use agent_gateway::app::AppState;
 use agent_gateway::config::{Config, Sources};
 use agent_gateway::{server, telemetry};
 use clap::Parser;
-use tracing::{error, info};
+use tracing::{info, warn};
 
 // The `jemalloc` feature (for the allocator statistics in `/metrics`); the default build keeps
 // the system allocator.
@@ -101,13 +101,10 @@ async fn main() -> ExitCode {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let config = match sources(&cli).and_then(|s| Config::load(&s).map_err(|e| e.to_string())) {
+    // Printed once, on stderr (the log goes there too, so it is not logged a second time).
+    let config = match load(&cli) {
         Ok(config) => config,
-        Err(e) => {
-            error!("invalid configuration: {e}");
-            eprintln!("agent-gateway: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let addr = format!("{}:{}", config.bind, config.port);
     let model = format!("{}/{}", config.provider, config.model_id());
@@ -116,13 +113,10 @@ async fn main() -> ExitCode {
     } else {
         config.base_url.clone()
     };
-    let state = match AppState::open(config).await {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("agent-gateway: cannot start: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let auth = !config.bearer_token.is_empty() || !config.tokens.is_empty();
+    let scheme = if config.tls.cert.is_empty() { "http" } else { "https" };
+    // The port first: a start that cannot listen must not have created the data dir or the
+    // store. Connections wait in the backlog until the server accepts them.
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -130,6 +124,32 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let state = match AppState::open(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("agent-gateway: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        addr = %local,
+        scheme,
+        store = %state.store_description,
+        model,
+        auth = if auth { "on" } else { "off" },
+        tools_sandbox = state.sandbox,
+        "agent-gateway starting"
+    );
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if !auth && !loopback {
+        warn!(
+            addr = %local,
+            "listening beyond loopback with no token: anyone who reaches this port can use every \
+             API; set GATEWAY_AUTH_TOKEN (or [[tokens]]), or bind 127.0.0.1"
+        );
+    }
     if model == "echo/echo" {
         info!(
             model,

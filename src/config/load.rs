@@ -68,13 +68,12 @@ impl Config {
             set_key(&mut tree, key, value)
                 .map_err(|e| ConfigError(format!("command line {key}: {e}")))?;
         }
-        let mut config: Config = tree.try_into().map_err(|e: toml::de::Error| {
-            let origin = match &sources.file {
-                Some(path) => format!("config file {}", path.display()),
-                None => "config".to_string(),
-            };
-            ConfigError(format!("{origin}: {}", e.message()))
-        })?;
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| {
+                let key = e.path().to_string();
+                ConfigError(format!("{}: {key}: {}", origin(sources, &key), e.inner().message()))
+            },
+        )?;
         config.config_file = sources.file.clone();
         for (index, model) in config.models.iter_mut().enumerate() {
             if model.api_key.is_empty() && !model.api_key_env.is_empty() {
@@ -88,6 +87,22 @@ impl Config {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Where the value of `key` came from: the last layer that set it.
+fn origin(sources: &Sources, key: &str) -> String {
+    if sources.overrides.iter().any(|(k, _)| k == key) {
+        return "command line".into();
+    }
+    // Later variables win, so the last one set is the origin.
+    let set = |(var, k): &&(&str, &str)| *k == key && sources.env.contains_key(*var);
+    if let Some((var, _)) = ENV_KEYS.iter().rev().find(set) {
+        return format!("environment variable {var}");
+    }
+    match &sources.file {
+        Some(path) => format!("config file {}", path.display()),
+        None => "config".into(),
     }
 }
 
@@ -188,7 +203,11 @@ mod tests {
     fn bad_values_and_unknown_keys_are_errors() {
         assert!(load(&[("GATEWAY_PORT", "eighty")], &[]).unwrap_err().0.contains("GATEWAY_PORT"));
         assert!(load(&[], &[("nope", "1")]).unwrap_err().0.contains("unknown config key: nope"));
-        assert!(load(&[], &[("session.idle", "soon")]).unwrap_err().0.contains("invalid duration"));
+        let error = load(&[], &[("session.idle", "soon")]).unwrap_err().0;
+        assert!(error.starts_with("command line: session.idle: invalid duration"), "{error}");
+        let error = load(&[("GATEWAY_HTTP_BODY_TIMEOUT", "soon")], &[]).unwrap_err().0;
+        let expected = "environment variable GATEWAY_HTTP_BODY_TIMEOUT: http.body_timeout: invalid";
+        assert!(error.starts_with(expected), "{error}");
         assert!(!load(&[("SESSION_PERSIST", "false")], &[]).unwrap().persist);
         let sandbox = load(&[("GATEWAY_TOOLS_SANDBOX", "bwrap")], &[]).unwrap().tools_sandbox;
         assert_eq!(sandbox, SandboxSetting::Bwrap);

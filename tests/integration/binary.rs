@@ -121,3 +121,72 @@ async fn healthcheck_answers_for_a_running_gateway_only() {
     let down = gateway_command(&["healthcheck", "--port", &port]);
     assert_eq!(down.status.code(), Some(1), "nothing listens there any more");
 }
+
+#[test]
+fn a_config_error_is_printed_once_and_names_the_key() {
+    let output = gateway_command(&["--port", "0", "--set", "session.idle=ten"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("invalid duration").count(), 1, "printed once: {stderr}");
+    assert!(stderr.contains("command line: session.idle: invalid duration \"ten\""), "{stderr}");
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = crate::common::process::Process::run_to_exit(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exists and is not a directory"), "{stderr}");
+}
+
+#[test]
+fn nothing_is_created_in_the_data_dir_when_the_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-gateway"))
+        .args(["--port", &port, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen"));
+    assert!(!dir.path().join("data").exists(), "no data dir, no store file");
+}
+
+#[test]
+fn the_start_up_line_says_what_runs_and_warns_when_open_beyond_loopback() {
+    use crate::common::process::Process;
+    let dir = tempfile::tempdir().unwrap();
+    let open = Process::start(dir.path(), &["--bind", "0.0.0.0", "--set", "tools_sandbox=none"]);
+    let starting = open.startup.last().unwrap();
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    for field in [
+        "agent-gateway starting",
+        &version,
+        "scheme=\"http\"",
+        "gateway.db",
+        "model=\"echo/echo\"",
+        "auth=\"off\"",
+        "tools_sandbox=\"none\"",
+    ] {
+        assert!(starting.contains(field), "{field} in {starting}");
+    }
+    let before = open.lines_until("listening");
+    assert!(
+        before.iter().any(|l| l.contains("WARN") && l.contains("beyond loopback with no token")),
+        "{before:?}"
+    );
+    drop(open);
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--bind", "0.0.0.0", "--set", "tools_sandbox=none"];
+    let closed = Process::start_with_env(dir.path(), &args, &[("GATEWAY_AUTH_TOKEN", "t0ken")]);
+    assert!(closed.startup.last().unwrap().contains("auth=\"on\""));
+    let before = closed.lines_until("listening");
+    assert!(!before.iter().any(|l| l.contains("WARN")), "a token closes it: {before:?}");
+}

@@ -15,7 +15,8 @@ use super::WAIT;
 pub struct Process {
     child: Option<Child>,
     pub addr: String,
-    /// What it logged until it listened.
+    /// What it logged until it listened, the start-up line (the first naming the address)
+    /// last.
     pub startup: Vec<String>,
     lines: mpsc::Receiver<String>,
 }
@@ -56,6 +57,7 @@ impl Process {
             let line = process.wait_for_line("");
             if let Some(rest) = line.split("addr=").nth(1) {
                 process.addr = rest.split_whitespace().next().unwrap().to_string();
+                process.startup.push(line);
                 return process;
             }
             process.startup.push(line);
@@ -76,6 +78,19 @@ impl Process {
                 .unwrap_or_else(|_| panic!("the gateway never logged {needle:?}"));
             if line.contains(needle) {
                 return line;
+            }
+        }
+    }
+
+    /// The lines logged from now until one containing `needle` (included).
+    pub fn lines_until(&self, needle: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.wait_for_line("");
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
             }
         }
     }

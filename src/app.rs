@@ -21,8 +21,19 @@ use crate::telemetry::Metrics;
 /// The database file under `data_dir`.
 pub const STORE_FILE: &str = "gateway.db";
 
+/// What every handler holds: one `Arc`, so that a handler's copy (axum clones the state for
+/// every request) is one reference count, not one per service and metric family.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     /// The one live config, shared with the session manager: `config.get()` for the keys of
     /// [`crate::config::LIVE_KEYS`], `config.startup()` for every other (start-up-only) key.
     pub config: Arc<Live>,
@@ -96,7 +107,7 @@ impl AppState {
             sandbox,
         );
         let store_description = store.describe();
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: live,
             sessions,
             memory,
@@ -108,7 +119,7 @@ impl AppState {
             shutdown,
             store_description,
             sandbox,
-        })
+        })))
     }
 
     /// False once shutdown has begun (draining).

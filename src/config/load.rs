@@ -23,6 +23,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("SESSION_PERSIST", "persist"),
     ("CWD", "workspace"),
     ("GATEWAY_DATA_DIR", "data_dir"),
+    ("GATEWAY_STORE_URL", "store_url"),
     ("GATEWAY_PROVIDER", "provider"),
     ("GATEWAY_MODEL", "model"),
     ("GATEWAY_BASE_URL", "base_url"),
@@ -216,6 +217,18 @@ mod tests {
     }
 
     #[test]
+    fn store_url_is_postgres_or_empty_and_its_errors_hide_the_password() {
+        let url = "postgresql://gw:pw-123@db:5432/gw?sslmode=disable";
+        assert_eq!(load(&[("GATEWAY_STORE_URL", url)], &[]).unwrap().store_url, url);
+        assert_eq!(load(&[], &[]).unwrap().store_url, "", "SQLite by default");
+        let err = load(&[], &[("store_url", "mysql://gw:pw-123@db/gw")]).unwrap_err().0;
+        assert!(err.contains("use postgres://") && !err.contains("pw-123"), "{err}");
+        assert!(err.contains("mysql://gw:<redacted>@db/gw"), "{err}");
+        let err = load(&[("SESSION_PERSIST", "false")], &[("store_url", url)]).unwrap_err().0;
+        assert!(err.contains("cannot go with store_url"), "{err}");
+    }
+
+    #[test]
     fn http_edge_settings_come_from_the_environment_and_are_checked() {
         let config = load(
             &[("GATEWAY_HTTP_HEADER_TIMEOUT", "2s"), ("GATEWAY_HTTP_MAX_CONNECTIONS", "5")],
@@ -270,6 +283,7 @@ mod tests {
                 k if k.starts_with("http.") && k.ends_with("timeout") => "3s",
                 "http.max_connections" => "3",
                 "provider" => "openai",
+                "store_url" => "postgres://gw:pw@db.example:5432/gw",
                 "model" => "echo",
                 _ => "x",
             };

@@ -16,7 +16,7 @@ mod validate;
 
 pub use live::{LIVE_KEYS, Live, Patching, dotted_patch};
 pub use load::{ENV_KEYS, Sources};
-pub use redact::SECRET_KEYS;
+pub use redact::{SECRET_KEYS, redact_url};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Redaction: where the secrets are in the config, and the config with them hidden, for
-//! `agent-gateway config` (marked) and `GET /config` (left out).
+//! `agent-gateway config` (marked) and `GET /config` (left out). `store_url` is shown with its
+//! password redacted ([`redact_url`]), in those two and in every log line and error.
 
 use serde_json::Value;
 
@@ -30,6 +31,9 @@ impl Config {
             }
         };
         if let Some(root) = tree.as_table_mut() {
+            if let Some(toml::Value::String(url)) = root.get_mut("store_url") {
+                *url = redact_url(url);
+            }
             for (table, key) in SECRET_KEYS {
                 match root.get_mut(*table) {
                     _ if table.is_empty() => redact(root, key),
@@ -51,6 +55,9 @@ impl Config {
     pub fn public_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(root) = &mut value {
+            if let Some(Value::String(url)) = root.get_mut("store_url") {
+                *url = redact_url(url);
+            }
             for (table, key) in SECRET_KEYS {
                 match root.get_mut(*table) {
                     _ if table.is_empty() => {
@@ -69,6 +76,38 @@ impl Config {
             }
         }
         value
+    }
+}
+
+/// A database URL with its password replaced by `<redacted>`: the one in the user info
+/// (`postgres://user:pass@host/db`, up to the first `@`, as the driver reads it) and a
+/// `password=` parameter. A URL without one comes back as it was.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let rest = match rest.split_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    let (head, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest.as_str(), None),
+    };
+    let query = query.map(|query| {
+        let params = query.split('&').map(|param| match param.split_once('=') {
+            Some((name, _)) if name == "password" => format!("{name}=<redacted>"),
+            _ => param.to_string(),
+        });
+        params.collect::<Vec<_>>().join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}{head}?{query}"),
+        None => format!("{scheme}{head}"),
     }
 }
 
@@ -137,5 +176,32 @@ mod tests {
         }
         assert_eq!(json["tokens"][0]["name"], "bot");
         assert_eq!(json["session"]["max_queue"], 8);
+    }
+
+    #[test]
+    fn store_urls_show_everything_but_the_password() {
+        let cases = [
+            ("postgres://gw:s3cr%40t@db:5432/gw", "postgres://gw:<redacted>@db:5432/gw"),
+            (
+                "postgresql://gw:pw@db/gw?sslmode=disable",
+                "postgresql://gw:<redacted>@db/gw?sslmode=disable",
+            ),
+            (
+                "postgres://gw@db/gw?password=pw&sslmode=prefer",
+                "postgres://gw@db/gw?password=<redacted>&sslmode=prefer",
+            ),
+            ("postgres://db/gw", "postgres://db/gw"),
+            ("", ""),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let config =
+            Config { store_url: "postgres://gw:hunter22@db/gw".into(), ..Config::default() };
+        let json = config.public_json().to_string();
+        let toml = config.redacted_toml().unwrap();
+        for text in [&json, &toml] {
+            assert!(!text.contains("hunter22") && text.contains("gw:<redacted>@db/gw"), "{text}");
+        }
     }
 }

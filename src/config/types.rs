@@ -15,6 +15,9 @@ pub struct Config {
     pub port: u16,
     /// Where the store lives.
     pub data_dir: PathBuf,
+    /// The PostgreSQL store, `postgres://user:pass@host:port/db` (or `postgresql://`, with
+    /// `sslmode` `disable` or `prefer`); empty: SQLite in `data_dir`.
+    pub store_url: String,
     /// Token for every scope; empty means no auth.
     pub bearer_token: String,
     /// The session created at start and never evicted or deleted.
@@ -237,6 +240,7 @@ impl Default for Config {
             bind: "127.0.0.1".into(),
             port: 8787,
             data_dir: "./.agent-gateway".into(),
+            store_url: String::new(),
             bearer_token: String::new(),
             primary_session: "main".into(),
             cors_origin: String::new(),

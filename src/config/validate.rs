@@ -118,6 +118,22 @@ impl Config {
         if self.agent.call_timeout.is_zero() || self.agent.run_timeout.is_zero() {
             return err("agent.call_timeout and agent.run_timeout must be greater than zero".into());
         }
+        if !self.store_url.is_empty() {
+            let shown = super::redact_url(&self.store_url);
+            if !self.store_url.starts_with("postgres://")
+                && !self.store_url.starts_with("postgresql://")
+            {
+                return err(format!(
+                    "store_url {shown:?}: use postgres://user:pass@host:port/db (or \
+                     postgresql://), or leave it empty for SQLite in data_dir"
+                ));
+            }
+            if !self.persist {
+                return err("persist = false keeps sessions in memory only: it cannot go with \
+                            store_url"
+                    .into());
+            }
+        }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return err("tls.cert and tls.key go together: set both or neither".into());
         }

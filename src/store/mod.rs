@@ -2,15 +2,18 @@
 //! per key, and idempotency records, kept across restarts (GATEWAY.md §2 "accepted means
 //! durable", "crash semantics").
 //!
-//! The session manager talks to a [`Store`] trait so that a Postgres implementation can slot in
-//! later and run the same test suite ([`suite`]). Writes are *batches* of [`Op`]s, applied in
-//! the order they were submitted, each batch atomically: a session's critical section becomes
-//! one batch, so a failure never leaves half of it on disk. Submitting never blocks; the
-//! returned [`Ticket`] resolves once the batch is durable, and callers that promised
-//! durability (an accepted message, a started run) wait on it. Reads go through the same
-//! ordered queue, so they always see every write submitted before them.
+//! The session manager talks to a [`Store`] trait, implemented by SQLite ([`sqlite`], the
+//! default) and PostgreSQL ([`postgres`], `store_url`), both held to one test suite (`suite`).
+//! Writes are *batches* of [`Op`]s, applied in the order they were submitted, each batch
+//! atomically: a session's critical section becomes one batch, so a failure never leaves half
+//! of it on disk. Submitting never blocks; the returned [`Ticket`] resolves once the batch is
+//! durable, and callers that promised durability (an accepted message, a started run) wait on
+//! it. Reads go through the same ordered queue, so they always see every write submitted
+//! before them.
 
+mod images;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -25,6 +28,7 @@ use crate::domain::{HistoryMessage, Image, SessionMeta, Source};
 use crate::error::GatewayError;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A failed store operation. The message is SQLite's (or the driver's), e.g. "database or disk

@@ -1,6 +1,6 @@
 //! Durability through real processes (GATEWAY.md §2 crash semantics, §10 shutdown): a SIGKILL
-//! mid-run loses no accepted message and runs nothing twice; SIGTERM drains; a bad database
-//! stops the start with a message naming the file.
+//! mid-run loses no accepted message and runs nothing twice (on SQLite and on PostgreSQL);
+//! SIGTERM drains; a bad database stops the start with a message naming the file.
 
 use agent_gateway::proto as pb;
 use agent_gateway::proto::chat_client::ChatClient;
@@ -83,9 +83,23 @@ fn parts_of_type<'a>(message: &'a Value, ty: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn a_crash_mid_run_loses_no_message_and_runs_nothing_twice() {
+    crash_mid_run(&[]).await;
+}
+
+/// The same crash with the store on PostgreSQL (issue 18).
+#[tokio::test]
+async fn a_crash_mid_run_on_postgres_loses_no_message_and_runs_nothing_twice() {
+    let (url, _, _) = crate::postgres::fresh_database().await;
+    crash_mid_run(&["--set", &format!("store_url={url}")]).await;
+}
+
+/// Kills the gateway (started with the `store` arguments) mid-run in two sessions, and checks
+/// the restart: nothing accepted is lost, nothing that had started runs again.
+async fn crash_mid_run(store: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("note.txt"), "the note").unwrap();
-    let args = ["--set", "session.event_log=5000"];
+    let mut args = vec!["--set", "session.event_log=5000"];
+    args.extend_from_slice(store);
     let gw = Process::start(dir.path(), &args);
     let mut chat = gw.chat().await;
 

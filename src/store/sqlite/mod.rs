@@ -4,14 +4,12 @@
 //!
 //! - `writer.rs`: the thread that owns the connection and serves one ordered queue, with group
 //!   commit; opening the file (pragmas, checks, the lock).
-//! - `write.rs`: each [`Op`] as SQL; `read.rs`: loads, listings, single rows; `images.rs`: the
-//!   image column.
+//! - `write.rs`: each [`Op`] as SQL; `read.rs`: loads, listings, single rows.
 //! - `memory.rs` and `search.rs`: memory records, episodes and FTS5 search (GATEWAY.md §7).
 //! - `migrations.rs`: the versioned schema.
 //!
 //! [`MemoryStore`]: crate::store::MemoryStore
 
-mod images;
 mod memory;
 mod migrations;
 mod read;

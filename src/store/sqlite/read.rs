@@ -6,13 +6,12 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::images;
 use crate::domain::{
     HistoryMessage, ModelRef, Part, Role, SessionMeta, Source, ThinkingLevel, Usage,
 };
 use crate::store::{
     IdempotencyRecord, MessageRecord, MessageState, SessionRecord, StoreError, StoreResult, Stored,
-    StoredSession,
+    StoredSession, images,
 };
 
 const SESSION_COLUMNS: &str = "key, session_id, name, created_at, updated_at, last_active_at,

@@ -3,8 +3,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::{images, memory};
-use crate::store::{Op, StoreError, StoreResult};
+use super::memory;
+use crate::store::{Op, StoreError, StoreResult, images};
 
 /// Applies one op; `now` is the batch's clock (`updated_at` of the rows it touches).
 pub(super) fn apply(conn: &Connection, op: &Op, now: i64) -> StoreResult<()> {

@@ -1,6 +1,6 @@
-//! The store test suite: every case takes a `&dyn Store`, so any implementation (SQLite on
-//! disk, SQLite in memory, Postgres later) runs the same cases by invoking [`store_suite!`]
-//! in its own test module (see `sqlite/tests.rs`). The helpers build records for them; the
+//! The store test suite: every case takes a `&dyn Store`, so every implementation (SQLite on
+//! disk, SQLite in memory, PostgreSQL) runs the same cases by invoking [`store_suite!`] in its
+//! own test module (see `sqlite/tests.rs` and `postgres/tests.rs`). The helpers build records for them; the
 //! memory cases are in [`memory`].
 
 mod memory;

@@ -1,5 +1,5 @@
-//! How a message's images are kept in the `messages.images` column: a JSON array of
-//! `{mimeType, data}` with the bytes in base64, so the row stays plain text.
+//! How a message's images are kept in the `messages.images` column (SQLite and Postgres alike):
+//! a JSON array of `{mimeType, data}` with the bytes in base64, so the row stays plain text.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,7 +15,7 @@ struct StoredImage {
     data: String,
 }
 
-pub(super) fn to_json(images: &[Image]) -> StoreResult<String> {
+pub(crate) fn to_json(images: &[Image]) -> StoreResult<String> {
     let stored: Vec<_> = images
         .iter()
         .map(|i| StoredImage { mime_type: i.mime_type.clone(), data: STANDARD.encode(&i.data) })
@@ -23,7 +23,7 @@ pub(super) fn to_json(images: &[Image]) -> StoreResult<String> {
     Ok(serde_json::to_string(&stored)?)
 }
 
-pub(super) fn from_json(json: &str) -> StoreResult<Vec<Image>> {
+pub(crate) fn from_json(json: &str) -> StoreResult<Vec<Image>> {
     let stored: Vec<StoredImage> = serde_json::from_str(json)?;
     stored
         .into_iter()

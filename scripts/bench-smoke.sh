@@ -28,12 +28,21 @@ run idle --sessions 40 --concurrency 4 --settle 0
 run history --sessions 3 --messages 10,500 --context 20 --runs 1
 run unary --duration 0.4 --concurrency 8 --connections 1,2 --sessions 3
 run rest --duration 0.4 --connections 8
+# The store-bound scenarios again on PostgreSQL, when a server is given (the test command
+# starts one): every gateway gets a fresh database on it.
+if [ -n "${GATEWAY_TEST_POSTGRES_URL:-}" ]; then
+  run --store-url "$GATEWAY_TEST_POSTGRES_URL" sessions --sessions 1,10 --tokens 10 --rate 200 --skip-first 2
+  run --store-url "$GATEWAY_TEST_POSTGRES_URL" idle --sessions 40 --concurrency 4 --settle 0
+  run --store-url "$GATEWAY_TEST_POSTGRES_URL" history --sessions 3 --messages 10,500 --context 20 --runs 1
+fi
 
-python3 - "$out" <<'PY'
+python3 - "$out" "${GATEWAY_TEST_POSTGRES_URL:+postgres}" <<'PY'
 import json, sys
 
 lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 expected = {"fanout": 4, "sessions": 4, "idle": 1, "history": 2, "unary": 4, "rest": 1}
+if len(sys.argv) > 2 and sys.argv[2] == "postgres":
+    expected.update(sessions=8, idle=2, history=4)
 fields = {
     "fanout": ["transport", "subscribers", "runs", "events_delivered", "events_per_s_total",
                "events_per_s_per_subscriber", "gateway_cpu_s_per_million_events", "memory"],

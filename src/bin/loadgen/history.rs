@@ -5,11 +5,10 @@
 //! loaded idle session. With history in the store, RSS per session and load time should not
 //! depend on the length of history.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent_gateway::domain::{HistoryMessage, ModelRef, Part, Role, SessionMeta};
-use agent_gateway::store::{Op, SessionRecord, SqliteStore, Store};
+use agent_gateway::store::{Op, PostgresStore, SessionRecord, SqliteStore, Store};
 use serde_json::{Value, json};
 
 use crate::client::{self, Http1};
@@ -42,11 +41,21 @@ pub async fn run(launch: &Launch, args: &Args) -> Result<Vec<Value>, String> {
     let mut lines = Vec::new();
     for &messages in &args.messages {
         let dir = scratch_dir("history")?;
+        let database = launch.fresh_database().await?;
         let made = Instant::now();
-        make_store(&dir.join("data"), args, messages).await?;
+        let store: Box<dyn Store> = match &database {
+            Some(url) => Box::new(PostgresStore::open(url).await?),
+            None => {
+                let data = dir.join("data");
+                std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+                Box::new(SqliteStore::open(&data.join(agent_gateway::app::STORE_FILE))?)
+            }
+        };
+        make_store(&*store, args, messages).await?;
+        drop(store);
         let make_seconds = made.elapsed().as_secs_f64();
         let settings = [("limits.max_live_sessions", (args.sessions + 100).to_string())];
-        let server = launch.gateway_in(dir, &settings).await?;
+        let server = launch.gateway_in(dir, &settings, database).await?;
         let result = measure(&server, args, messages, make_seconds).await;
         server.stop().await;
         let line = result?;
@@ -62,9 +71,7 @@ fn key(i: usize) -> String {
 
 /// Writes `args.sessions` sessions of `messages` messages each, compacted so that the last
 /// `args.context` are the model's context, in batches the store commits one at a time.
-async fn make_store(data: &Path, args: &Args, messages: usize) -> Result<(), String> {
-    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let store = SqliteStore::open(&data.join(agent_gateway::app::STORE_FILE))?;
+async fn make_store(store: &dyn Store, args: &Args, messages: usize) -> Result<(), String> {
     let text = "lorem ipsum dolor sit amet ".repeat(args.message_chars / 27 + 1);
     let text = &text[..args.message_chars];
     for i in 0..args.sessions {

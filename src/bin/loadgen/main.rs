@@ -12,6 +12,7 @@ mod closed_loop;
 mod fanout;
 mod history;
 mod idle;
+mod postgres;
 mod rest;
 mod sessions;
 mod stats;
@@ -48,6 +49,10 @@ struct Cli {
     /// scenario's own, so they win), e.g. `--set session.event_log=64`.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Run every gateway loadgen starts on PostgreSQL: each gets a fresh database on this
+    /// server (the URL's database is used to create them), dropped when it stops.
+    #[arg(long, global = true, value_name = "postgres://USER:PASS@HOST:PORT/DB")]
+    store_url: Option<String>,
     /// `RUST_LOG` of the gateways loadgen starts.
     #[arg(long, global = true, default_value = "info")]
     gateway_log: String,
@@ -106,6 +111,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         cpus: cli.server_cpus,
         log: cli.gateway_log,
         extra: cli.set,
+        store_url: cli.store_url,
     };
     match cli.scenario {
         Scenario::Fanout(args) => fanout::run(&launch, &args).await.map(drop),

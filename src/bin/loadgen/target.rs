@@ -29,6 +29,9 @@ pub struct Launch {
     pub log: String,
     /// `key=value` settings for every gateway started here, after the scenario's own.
     pub extra: Vec<String>,
+    /// A PostgreSQL server (`--store-url`): every gateway started here gets a fresh database
+    /// on it instead of SQLite.
+    pub store_url: Option<String>,
 }
 
 /// A server process under measurement.
@@ -39,9 +42,19 @@ pub struct Server {
     pub pid: u32,
     child: Option<Child>,
     dir: Option<PathBuf>,
+    /// The database made for it on `--store-url`'s server (base URL, its URL), dropped at stop.
+    database: Option<(String, String)>,
 }
 
 impl Launch {
+    /// A fresh database for one gateway when `--store-url` is set.
+    pub async fn fresh_database(&self) -> Result<Option<String>, String> {
+        match &self.store_url {
+            Some(base) => crate::postgres::fresh_database(base).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A gateway with these `--set key=value` settings (plus `metrics.public=true`, so loadgen
     /// can read `/metrics`), or the attached one (whose settings are its own).
     pub async fn gateway(&self, settings: &[(&str, String)]) -> Result<Server, String> {
@@ -52,17 +65,21 @@ impl Launch {
                 pid: *pid,
                 child: None,
                 dir: None,
+                database: None,
             });
         }
-        self.gateway_in(scratch_dir("gateway")?, settings).await
+        let database = self.fresh_database().await?;
+        self.gateway_in(scratch_dir("gateway")?, settings, database).await
     }
 
     /// A gateway over `dir` (its data dir is `dir/data`, which may hold a store made
-    /// beforehand); `dir` is removed when the server stops.
+    /// beforehand) or over `database` (a URL from [`Self::fresh_database`]); both are removed
+    /// when the server stops.
     pub async fn gateway_in(
         &self,
         dir: PathBuf,
         settings: &[(&str, String)],
+        database: Option<String>,
     ) -> Result<Server, String> {
         let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--data-dir".into()];
         args.push(dir.join("data").display().to_string());
@@ -78,11 +95,16 @@ impl Launch {
             args.push("--set".into());
             args.push(setting.clone());
         }
+        if let Some(url) = &database {
+            args.push("--set".into());
+            args.push(format!("store_url={url}"));
+        }
         // The `listening ... addr=` line is how loadgen learns the port, whatever the filter.
         let filter = format!("{},agent_gateway::server=info", self.log);
         let env = [("RUST_LOG", filter.as_str())];
         let mut server = self.start(&self.gateway_bin, &args, &env, dir).await?;
         server.http_addr = server.addr.clone();
+        server.database = database.zip(self.store_url.clone()).map(|(url, base)| (base, url));
         client::wait_healthy(&server.addr).await?;
         Ok(server)
     }
@@ -126,7 +148,14 @@ impl Launch {
                 let http_addr = field(&text, "http_addr=").unwrap_or_else(|| addr.clone());
                 // `taskset` execs the server, so the child's pid is the server's.
                 let pid = child.id();
-                return Ok(Server { addr, http_addr, pid, child: Some(child), dir: Some(dir) });
+                return Ok(Server {
+                    addr,
+                    http_addr,
+                    pid,
+                    child: Some(child),
+                    dir: Some(dir),
+                    database: None,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("{} exited ({status}):\n{text}", bin.display()));
@@ -194,6 +223,9 @@ impl Server {
         let _ = child.wait();
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((base, url)) = self.database.take() {
+            crate::postgres::drop_database(&base, &url).await;
         }
     }
 }

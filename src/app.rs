@@ -68,7 +68,9 @@ impl AppState {
             (cert, key) => Some(crate::tls::acceptor(cert.as_ref(), key.as_ref())?),
         };
         let store: Arc<dyn Store> = if !config.store_url.is_empty() {
-            Arc::new(PostgresStore::open(&config.store_url).await?)
+            Arc::new(
+                PostgresStore::open_with_timeout(&config.store_url, config.store_timeout).await?,
+            )
         } else if config.persist {
             let dir = &config.data_dir;
             if dir.exists() && !dir.is_dir() {

@@ -18,6 +18,10 @@ pub struct Config {
     /// The PostgreSQL store, `postgres://user:pass@host:port/db` (or `postgresql://`, with
     /// `sslmode` `disable` or `prefer`); empty: SQLite in `data_dir`.
     pub store_url: String,
+    /// A PostgreSQL request with no answer this long counts as an outage: its callers get
+    /// 503 and the connection is made again (a server that hangs without closing it).
+    #[serde(with = "duration_str")]
+    pub store_timeout: Duration,
     /// Token for every scope; empty means no auth.
     pub bearer_token: String,
     /// The session created at start and never evicted or deleted.
@@ -241,6 +245,7 @@ impl Default for Config {
             port: 8787,
             data_dir: "./.agent-gateway".into(),
             store_url: String::new(),
+            store_timeout: Duration::from_secs(30),
             bearer_token: String::new(),
             primary_session: "main".into(),
             cors_origin: String::new(),

@@ -122,3 +122,87 @@ async fn an_outage_answers_503_and_the_gateway_recovers_without_a_restart() {
     let gw = stopped.start().await;
     assert_eq!(history_texts(&gw, "out").await.len(), 4, "nothing from the outage half-written");
 }
+
+/// A TCP proxy in front of the test server that can stop passing bytes either way without
+/// closing anything: a server that hangs, or a partition that sends no reset.
+struct Freezer {
+    addr: std::net::SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl Freezer {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, watch.clone()));
+                tokio::spawn(pipe(server_read, client_write, watch.clone()));
+            }
+        });
+        Self { addr, frozen }
+    }
+}
+
+/// Copies `from` to `to`, holding (not dropping) what it read while frozen.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while *frozen.borrow_and_update() {
+            if frozen.changed().await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_that_stops_answering_is_an_outage_too() {
+    let (url, _, _) = fresh_database().await;
+    // The same database, reached through the proxy.
+    let (credentials, rest) = url.rsplit_once('@').unwrap();
+    let (upstream, database) = rest.split_once('/').unwrap();
+    let freezer = Freezer::start(upstream.to_string()).await;
+    let proxied = format!("{credentials}@{}/{database}", freezer.addr);
+    let gw = Gateway::with(&[("store_url", proxied.as_str()), ("store_timeout", "1s")]).await;
+    assert_eq!(send(&gw, "hang", "before", "k-before").await.0, 200);
+
+    freezer.frozen.send_replace(true);
+    let (status, answer) = within(send(&gw, "hang", "during", "k-during")).await;
+    assert_eq!(status, 503, "an answer, not a hang: {answer}");
+    assert!(answer.to_string().contains("did not answer within 1s"), "{answer}");
+
+    freezer.frozen.send_replace(false);
+    // The hung connection was dropped (its lock goes with it once the server sees it close);
+    // a new one is made on the next call.
+    let answer = within(async {
+        loop {
+            let (status, answer) = send(&gw, "hang", "after", "k-after").await;
+            if status == 200 {
+                return answer;
+            }
+            assert_eq!(status, 503, "{answer}");
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(answer["response"], "after");
+    assert_eq!(history_texts(&gw, "hang").await, ["before", "before", "after", "after"]);
+}

@@ -26,6 +26,8 @@ mod write;
 mod writer;
 
 use futures_util::future::BoxFuture;
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Config;
 use tokio_postgres::config::{Host, SslMode};
@@ -40,6 +42,7 @@ use crate::domain::HistoryMessage;
 pub struct PostgresStore {
     tx: mpsc::UnboundedSender<Request>,
     describe: String,
+    timeout: Duration,
 }
 
 impl PostgresStore {
@@ -47,14 +50,20 @@ impl PostgresStore {
     /// password: an unreachable server, a wrong password or a schema from a newer build stop
     /// the start.
     pub async fn open(url: &str) -> Result<Self, String> {
+        Self::open_with_timeout(url, writer::REQUEST_TIMEOUT).await
+    }
+
+    /// Like [`Self::open`], with how long a request may go unanswered before the connection
+    /// counts as lost (`store_timeout`).
+    pub async fn open_with_timeout(url: &str, timeout: Duration) -> Result<Self, String> {
         let fail = |e: &str| format!("store {}: {e}", redact_url(url));
         let config = parse(url).map_err(|e| fail(&e))?;
         let describe = describe(&config);
         let mut db = Db::connect(&config).await.map_err(|e| fail(&e.message))?;
         migrations::migrate(&mut db).await.map_err(|e| fail(&e.message))?;
         info!(store = %describe, "postgres store ready");
-        let link = Link::new(config, describe.clone(), db);
-        Ok(Self { tx: writer::spawn(link), describe })
+        let link = Link::new(config, describe.clone(), db, timeout);
+        Ok(Self { tx: writer::spawn(link), describe, timeout })
     }
 
     /// Runs `call` on the store task, after every write submitted before it. Reads use it,
@@ -79,7 +88,16 @@ impl PostgresStore {
             if sent.is_err() {
                 return Err(StoreError::closed());
             }
-            rx.await.unwrap_or_else(|_| Err(StoreError::closed()))
+            // A reply dropped while the task goes on: the call got no answer in time.
+            rx.await.unwrap_or_else(|_| {
+                Err(match self.tx.is_closed() {
+                    true => StoreError::closed(),
+                    false => StoreError::new(format!(
+                        "PostgreSQL {} did not answer within {:?}",
+                        self.describe, self.timeout
+                    )),
+                })
+            })
         })
     }
 }

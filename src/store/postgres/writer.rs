@@ -8,6 +8,8 @@
 //! callers answer 503 `unavailable` and nothing is reported durable that is not.
 
 use futures_util::future::BoxFuture;
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Config;
 use tracing::{error, info, warn};
@@ -19,6 +21,8 @@ use crate::store::{Op, StoreError, StoreResult};
 
 /// Batches applied in one transaction at most.
 const GROUP: usize = 256;
+/// How long a request may go unanswered by default (`store_timeout`).
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) type Reply = oneshot::Sender<StoreResult<()>>;
 
@@ -47,11 +51,25 @@ pub(super) struct Link {
     /// `host:port/db` for logs.
     describe: String,
     db: Option<Db>,
+    /// A request unanswered this long: the server hangs (it did not close the connection).
+    timeout: Duration,
 }
 
 impl Link {
-    pub(super) fn new(config: Config, describe: String, db: Db) -> Self {
-        Self { config, describe, db: Some(db) }
+    pub(super) fn new(config: Config, describe: String, db: Db, timeout: Duration) -> Self {
+        Self { config, describe, db: Some(db), timeout }
+    }
+
+    /// Drops a connection whose server stopped answering; the next request connects again.
+    /// Whatever the unanswered transaction did is rolled back by the server (or, had its
+    /// commit got through, is kept: its callers were told it failed, never the reverse).
+    fn hung(&mut self) -> StoreError {
+        warn!(store = %self.describe, timeout = ?self.timeout, "postgres did not answer; reconnecting");
+        self.db = None;
+        StoreError::new(format!(
+            "PostgreSQL {} did not answer within {:?}",
+            self.describe, self.timeout
+        ))
     }
 
     /// The live connection, connecting again when it was lost.
@@ -103,17 +121,28 @@ async fn serve(mut link: Link, mut rx: mpsc::UnboundedReceiver<Request>) {
                         Err(_) => break,
                     }
                 }
-                match link.db().await {
-                    Ok(db) => write_group(db, group).await,
-                    Err(e) => {
+                let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let timeout = link.timeout;
+                let results = match link.db().await {
+                    Ok(db) => tokio::time::timeout(timeout, write_group(db, &batches)).await,
+                    Err(e) => Ok(vec![Err(e); batches.len()]),
+                };
+                let results = results.unwrap_or_else(|_| vec![Err(link.hung()); batches.len()]);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    if let Err(e) = &result {
                         error!(error = %e, "store write failed");
-                        for (_, reply) in group {
-                            let _ = reply.send(Err(e.clone()));
-                        }
                     }
+                    let _ = reply.send(result);
                 }
             }
-            Request::Call(job) => job(link.db().await).await,
+            Request::Call(job) => {
+                let timeout = link.timeout;
+                // An unanswered call is dropped with its reply: its caller hears the store
+                // is unavailable.
+                if tokio::time::timeout(timeout, job(link.db().await)).await.is_err() {
+                    link.hung();
+                }
+            }
             Request::Close(reply) => {
                 let _ = reply.send(Ok(()));
                 break;
@@ -122,9 +151,10 @@ async fn serve(mut link: Link, mut rx: mpsc::UnboundedReceiver<Request>) {
     }
 }
 
-async fn write_group(db: &mut Db, group: Vec<(Vec<Op>, Reply)>) {
-    let batches: Vec<&[Op]> = group.iter().map(|(batch, _)| batch.as_slice()).collect();
-    let results = match apply_group(db, &batches).await {
+/// The result of each batch.
+async fn write_group(db: &mut Db, batches: &[Vec<Op>]) -> Vec<StoreResult<()>> {
+    let batches: Vec<&[Op]> = batches.iter().map(Vec::as_slice).collect();
+    match apply_group(db, &batches).await {
         Ok(results) => results,
         // The transaction itself failed (its commit, or the connection): retry each batch
         // alone, so one bad batch does not fail its neighbours.
@@ -137,12 +167,6 @@ async fn write_group(db: &mut Db, group: Vec<(Vec<Op>, Reply)>) {
             results
         }
         Err(e) => vec![Err(e)],
-    };
-    for ((_, reply), result) in group.into_iter().zip(results) {
-        if let Err(e) = &result {
-            error!(error = %e, "store write failed");
-        }
-        let _ = reply.send(result);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::store::{Op, Store};
 use crate::telemetry::{self, Metrics};
 
 /// `{id, name, connected, lastActiveAt?, error?}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelStatus {
     pub id: String,

@@ -24,6 +24,7 @@ mod idempotency;
 mod isolation;
 mod malformed;
 mod memory;
+mod openapi;
 mod providers;
 mod queue;
 mod rest;

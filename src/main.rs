@@ -8,7 +8,7 @@ use agent_gateway::app::AppState;
 use agent_gateway::config::{Config, Sources};
 use agent_gateway::{server, telemetry};
 use clap::Parser;
-use tracing::{error, info};
+use tracing::{info, warn};
 
 // The `jemalloc` feature (for the allocator statistics in `/metrics`); the default build keeps
 // the system allocator.
@@ -101,13 +101,10 @@ async fn main() -> ExitCode {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let config = match sources(&cli).and_then(|s| Config::load(&s).map_err(|e| e.to_string())) {
+    // Printed once, on stderr (the log goes there too).
+    let config = match load(&cli) {
         Ok(config) => config,
-        Err(e) => {
-            error!("invalid configuration: {e}");
-            eprintln!("agent-gateway: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let addr = format!("{}:{}", config.bind, config.port);
     let model = format!("{}/{}", config.provider, config.model_id());
@@ -116,13 +113,9 @@ async fn main() -> ExitCode {
     } else {
         config.base_url.clone()
     };
-    let state = match AppState::open(config).await {
-        Ok(state) => state,
-        Err(e) => {
-            eprintln!("agent-gateway: cannot start: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let auth = !config.bearer_token.is_empty() || !config.tokens.is_empty();
+    // Bound before the state opens: a gateway that cannot have its port creates nothing in
+    // the data dir.
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -130,14 +123,35 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let state = match AppState::open(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("agent-gateway: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        store = %state.admin.store(),
+        model = %model,
+        base_url = %base_url,
+        auth = %if auth { "on" } else { "off" },
+        sandbox = %state.admin.sandbox(),
+        "agent-gateway starting"
+    );
     if model == "echo/echo" {
         info!(
-            model,
             "using the built-in echo model (set GATEWAY_PROVIDER=openai|anthropic, GATEWAY_MODEL \
              and OPENAI_API_KEY / ANTHROPIC_API_KEY, or GATEWAY_BASE_URL for a local server)"
         );
-    } else {
-        info!(model, base_url = %base_url, "default model");
+    }
+    let open_to_others = listener.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if open_to_others && !auth {
+        warn!(
+            bind = %addr,
+            "no token on a non-loopback address: anyone who reaches it may use every route \
+             (set bearer_token or [[tokens]], or bind 127.0.0.1)"
+        );
     }
     match server::run(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -108,6 +108,16 @@ impl AdminService {
         Self { config, store, sessions, metrics, channels, sandbox }
     }
 
+    /// Where sessions are kept (the SQLite file, or memory only), for the start-up log.
+    pub fn store(&self) -> String {
+        self.store.describe()
+    }
+
+    /// The sandbox mode resolved at start, for the start-up log.
+    pub fn sandbox(&self) -> &'static str {
+        self.sandbox
+    }
+
     /// The public config now, live patches applied.
     pub fn config(&self) -> Value {
         self.with_active(public_config(&self.config.get()))

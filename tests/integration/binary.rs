@@ -121,3 +121,43 @@ async fn healthcheck_answers_for_a_running_gateway_only() {
     let down = gateway_command(&["healthcheck", "--port", &port]);
     assert_eq!(down.status.code(), Some(1), "nothing listens there any more");
 }
+
+#[test]
+fn the_start_up_log_says_what_runs_and_warns_when_open_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = crate::common::process::Process::start(dir.path(), &["--bind", "0.0.0.0"]);
+    let start = open.startup.iter().find(|l| l.contains("agent-gateway starting"));
+    let start = start.unwrap_or_else(|| panic!("a start line: {:?}", open.startup));
+    let version = format!("version={}", env!("CARGO_PKG_VERSION"));
+    for field in [version.as_str(), "model=echo/echo", "auth=off", "sandbox=", "store="] {
+        assert!(start.contains(field), "{field} in {start}");
+    }
+    assert!(start.contains(&dir.path().join("data").display().to_string()), "{start}");
+    let warning = open.startup.iter().find(|l| l.contains("WARN") && l.contains("no token"));
+    assert!(warning.is_some(), "a warning for 0.0.0.0 without a token: {:?}", open.startup);
+    drop(open);
+
+    let token = ["--bind", "0.0.0.0", "--set", "bearer_token=t0ken"];
+    let closed = crate::common::process::Process::start(dir.path(), &token);
+    let start = closed.startup.iter().find(|l| l.contains("agent-gateway starting")).unwrap();
+    assert!(start.contains("auth=on"), "{start}");
+    assert!(!closed.startup.iter().any(|l| l.contains("no token")), "{:?}", closed.startup);
+}
+
+#[test]
+fn a_taken_port_creates_nothing_and_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let setting = format!("port={port}");
+    let output = crate::common::process::Process::run_to_exit(dir.path(), &["--set", &setting]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
+    assert!(!dir.path().join("data").exists(), "the data dir waits for the port: {stderr}");
+
+    let bad = gateway_command(&["--port", "0", "--set", "session.max_queue=many"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.matches("invalid configuration").count(), 1, "printed once: {stderr}");
+}

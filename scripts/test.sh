@@ -9,7 +9,8 @@
 # installing Debian's `postgresql` when missing), all Rust tests
 # (one integration binary), the Node tests (the `ai` package and headless Chromium against a
 # real gateway), the clients of clients/ (scripts/test-clients.sh), a smoke run of every
-# benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command.
+# benchmark scenario (scripts/bench-smoke.sh), and a smoke run of the README's first command,
+# whose GET /openapi.json is validated as OpenAPI 3.1 (scripts/openapi_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,6 +126,8 @@ while True:
             sys.exit("the gateway did not answer /health")
         time.sleep(0.2)
 PY
+phase "its /openapi.json is valid OpenAPI 3.1, and real answers match it"
+"$venv/bin/python" scripts/openapi_check.py "$port" || { kill -TERM "$pid"; cat "$smoke_dir/log"; exit 1; }
 kill -TERM "$pid"
 wait "$pid" || { cat "$smoke_dir/log"; exit 1; }
 rm -rf "$smoke_dir"

@@ -55,7 +55,7 @@ impl ProviderError {
 pub type ProviderStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 
 /// A model listed by `GET /models`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelInfo {
     pub provider: String,

@@ -47,6 +47,18 @@ macro_rules! named_enum {
                 serializer.serialize_str(self.as_str())
             }
         }
+
+        /// A string with one of the names (GET /openapi.json).
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::ALL.iter().map(|v| v.as_str())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -84,7 +96,7 @@ named_enum! {
 }
 
 /// A memory record as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryRecord {
     pub id: i64,
@@ -112,7 +124,7 @@ pub struct NewMemory {
 
 /// One search result: a record (with kind, bucket and key) or an episode (with role and
 /// session key).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
     pub id: i64,

@@ -2,6 +2,7 @@
 //! (`Accepted`) and at the end (`RunOutcome`), and explicit creation.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::message::Image;
@@ -18,7 +19,7 @@ pub enum StreamingBehavior {
 }
 
 /// The transport a message came in by (shown in the queue listing).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// `POST /sessions/:key/messages` and the other seed REST routes.
@@ -69,7 +70,7 @@ pub struct SendRequest {
     pub caller: Caller,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SendMode {
     /// Waits in the queue for its own run.
@@ -90,7 +91,7 @@ pub struct Accepted {
 }
 
 /// The end of a run as its callers see it (`{ok, response, error?, sessionKey, messageId}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutcome {
     pub ok: bool,

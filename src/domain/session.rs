@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::message::HistoryMessage;
 use super::send::Source;
@@ -13,7 +14,7 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub input_tokens: u64,
@@ -27,7 +28,7 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ThinkingLevel {
     #[default]
@@ -71,7 +72,7 @@ impl ThinkingLevel {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelRef {
     pub provider: String,
@@ -79,7 +80,7 @@ pub struct ModelRef {
 }
 
 /// `{sessionKey, sessionId, name?, messageCount, ...}` (GATEWAY.md §2).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub session_key: String,
@@ -104,7 +105,7 @@ pub struct Snapshot {
 }
 
 /// One waiting message of `GET /sessions/:key/queue` / `Sessions.ListQueued`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedMessage {
     pub message_id: String,
@@ -117,7 +118,7 @@ pub struct QueuedMessage {
 }
 
 /// `{queue, processing}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct QueueView {
     pub queue: Vec<QueuedMessage>,
     pub processing: bool,
@@ -131,7 +132,7 @@ pub struct Page<T> {
 }
 
 /// `{session, messages}`: history plus the in-flight draft and pending tool results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SessionStateView {
     pub session: Snapshot,
     pub messages: Vec<HistoryMessage>,

@@ -114,7 +114,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
 }
 
 /// An image as JSON: `{type: "image", data: <base64>, mimeType}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageJson {
     #[serde(rename = "type")]

@@ -1,10 +1,11 @@
 //! The HTTP bridge (GATEWAY.md §5): the seed REST routes, SSE, the Vercel AI SDK chat stream,
-//! the v1 conversation API, socket.io, the webhook and the built-in chat page, with JSON
-//! errors for unknown paths (404) and wrong methods (405).
+//! the v1 conversation API, socket.io, the webhook, the built-in chat page and the OpenAPI
+//! document, with JSON errors for unknown paths (404) and wrong methods (405).
 
 pub mod admin;
 pub mod extract;
 pub mod memory;
+pub mod openapi;
 pub mod rest;
 pub mod socketio;
 pub mod sse;
@@ -127,8 +128,12 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
-    // The page is static and asks for the token itself, so it is public (GATEWAY.md §5).
-    let mut public = Router::new().route("/health", get(rest::health));
+    // The page is static and asks for the token itself, so it is public (GATEWAY.md §5); so is
+    // the OpenAPI document, which holds no secret.
+    let document = openapi::json(state.config.startup());
+    let mut public = Router::new()
+        .route("/health", get(rest::health))
+        .route("/openapi.json", get(move || std::future::ready(openapi::response(document))));
     if state.config.startup().metrics.public {
         public = public.route("/metrics", get(admin::metrics));
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{
     ImageJson, JsonBody, KeyPath, PathParams, decode_images, streaming_behavior, user_text,
@@ -29,9 +30,9 @@ pub async fn ready(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "ok": true, "ready": state.ready(), "sessions": state.sessions.live_count() }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionList {
+pub struct SessionList {
     sessions: Vec<Snapshot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
@@ -62,7 +63,7 @@ pub async fn get_session(
     Ok(Json(One { session }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RenameBody {
     name: Option<String>,
 }
@@ -86,7 +87,7 @@ pub async fn delete(
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageBody {
     text: Option<String>,
@@ -178,9 +179,9 @@ pub async fn cancel_queued(
     Ok(Json(json!({ "ok": cancelled })).into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HistoryPage {
+pub struct HistoryPage {
     messages: Vec<HistoryMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
@@ -214,7 +215,7 @@ pub async fn session_state(
     Ok(Json(state.sessions.state(&caller, &key).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelBody {
     provider: Option<String>,
@@ -234,7 +235,7 @@ pub async fn set_model(
     Ok(Json(json!({ "ok": true, "model": model })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ThinkingBody {
     level: Option<String>,
 }

@@ -26,7 +26,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route(base, post(receive)).route(&format!("{base}/{{*route}}"), post(receive))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookBody {
     text: Option<String>,

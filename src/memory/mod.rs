@@ -17,7 +17,7 @@ pub const DEFAULT_LIMIT: usize = 4;
 const MAX_LIMIT: usize = 100;
 
 /// `{enabled, ready, namespace, storagePath, coreCount, ...}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemoryStatus {
     pub enabled: bool,

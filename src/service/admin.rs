@@ -18,7 +18,7 @@ use crate::store::{Op, Store};
 use crate::telemetry::{self, Metrics};
 
 /// `{id, name, connected, lastActiveAt?, error?}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelStatus {
     pub id: String,
@@ -106,6 +106,16 @@ impl AdminService {
         sandbox: &'static str,
     ) -> Self {
         Self { config, store, sessions, metrics, channels, sandbox }
+    }
+
+    /// Where sessions are kept (the SQLite file, or memory only), for the start-up log.
+    pub fn store(&self) -> String {
+        self.store.describe()
+    }
+
+    /// The sandbox mode resolved at start, for the start-up log.
+    pub fn sandbox(&self) -> &'static str {
+        self.sandbox
     }
 
     /// The public config now, live patches applied.

@@ -61,7 +61,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// `{ok, output, data?}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CommandResult {
     pub ok: bool,
     pub output: String,

@@ -24,6 +24,7 @@ mod idempotency;
 mod isolation;
 mod malformed;
 mod memory;
+mod openapi;
 mod postgres;
 mod providers;
 mod queue;

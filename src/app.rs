@@ -48,10 +48,6 @@ pub struct Shared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Cancelled when the gateway stops: every stream ends.
     pub shutdown: CancellationToken,
-    /// For the start-up log: where the store is (a file, or `memory`) and the tools'
-    /// sandbox mode in effect.
-    pub store_description: String,
-    pub sandbox: &'static str,
 }
 
 impl AppState {
@@ -111,7 +107,6 @@ impl AppState {
             Channels::default(),
             sandbox,
         );
-        let store_description = store.describe();
         Ok(Self(Arc::new(Shared {
             config: live,
             sessions,
@@ -122,8 +117,6 @@ impl AppState {
             auth,
             tls,
             shutdown,
-            store_description,
-            sandbox,
         })))
     }
 

@@ -17,8 +17,9 @@
 //!   outcomes, events, memory records, run ends, the caller and its scopes, tool names).
 //! - [`config`]: defaults < TOML file < environment < command line, validated once; live patches.
 //! - [`auth`]: the token table and the operation → scope table.
-//! - [`store`]: the `Store` trait, its batches of `Op`s, and `sqlite/` (the writer thread with
-//!   group commit, writes, reads, full-text search, versioned migrations).
+//! - [`store`]: the `Store` trait, its batches of `Op`s, and its two backends, `sqlite/` and
+//!   `postgres/` (each: one ordered queue with group commit, writes, reads, full-text search,
+//!   versioned migrations), held to one test suite (`suite/`).
 //! - [`memory`]: long-term memory rules (namespaces, remember, forget, ranked search).
 //! - [`agent`]: the agent loop, providers (`echo`, OpenAI-compatible, Anthropic), confined tools
 //!   and the sandbox of the processes they start.

@@ -136,10 +136,10 @@ async fn main() -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         addr = %local,
         scheme,
-        store = %state.store_description,
+        store = %state.admin.store(),
         model,
         auth = if auth { "on" } else { "off" },
-        tools_sandbox = state.sandbox,
+        tools_sandbox = state.admin.sandbox(),
         "agent-gateway starting"
     );
     let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());

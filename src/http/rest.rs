@@ -53,14 +53,15 @@ pub async fn get_session(
     caller: Caller,
     KeyPath(key): KeyPath,
 ) -> Answer {
-    /// `{"session": {...}}`, serialised straight from the snapshot (no `Value` in between:
-    /// this is the busiest read).
-    #[derive(serde::Serialize)]
-    struct One {
-        session: Snapshot,
-    }
     let session = state.sessions.get(&caller, &key).await?;
-    Ok(Json(One { session }).into_response())
+    Ok(Json(SessionAnswer { session }).into_response())
+}
+
+/// `{"session": {...}}`, serialised straight from the snapshot (no `Value` in between: this
+/// is the busiest read).
+#[derive(Serialize, ToSchema)]
+pub struct SessionAnswer {
+    session: Snapshot,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -108,7 +108,8 @@ impl AdminService {
         Self { config, store, sessions, metrics, channels, sandbox }
     }
 
-    /// Where sessions are kept (the SQLite file, or memory only), for the start-up log.
+    /// Where sessions are kept (the SQLite file, `memory`, or the PostgreSQL URL without its
+    /// password), for the start-up log.
     pub fn store(&self) -> String {
         self.store.describe()
     }

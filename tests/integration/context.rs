@@ -138,12 +138,7 @@ async fn a_load_and_a_run_read_only_what_they_need_of_history() {
     assert_eq!(send(&gw, "k", "after").await["response"], "after", "the run reads positions 8..");
     let (status, page) = gw.get("/sessions/k/history?limit=6").await;
     assert_eq!(status, 200, "{page}");
-    let texts: Vec<String> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| text_of(&m["parts"][0]["text"]))
-        .collect();
+    let texts = page_texts(&page);
     assert_eq!(texts, ["message 4", "message 4", "message 5", "message 5", "after", "after"]);
     assert_eq!(page["nextCursor"], "8");
     // The page before it is the unreadable part: that read fails, and says so.

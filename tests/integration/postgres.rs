@@ -46,8 +46,7 @@ async fn send(gw: &Gateway, key: &str, text: &str, idempotency: &str) -> (u16, V
 async fn history_texts(gw: &Gateway, key: &str) -> Vec<String> {
     let (status, history) = gw.get(&format!("/sessions/{key}/history")).await;
     assert_eq!(status, 200, "{history}");
-    let messages = history["messages"].as_array().unwrap();
-    messages.iter().map(|m| text_of(&m["parts"][0]["text"])).collect()
+    page_texts(&history)
 }
 
 #[tokio::test]

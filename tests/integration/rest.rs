@@ -255,12 +255,7 @@ async fn history_pages_back_with_a_cursor() {
         gw.message("h", text).await;
     }
     let (_, page) = gw.get("/sessions/h/history?limit=4").await;
-    let texts: Vec<String> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| text_of(&m["parts"][0]["text"]))
-        .collect();
+    let texts = page_texts(&page);
     assert_eq!(texts, ["two", "two", "three", "three"]);
     let cursor = text_of(&page["nextCursor"]);
     let (_, older) = gw.get(&format!("/sessions/h/history?limit=4&cursor={cursor}")).await;

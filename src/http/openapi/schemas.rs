@@ -1,4 +1,4 @@
-//! The shapes that handlers build in place as JSON (`{ok: true}`, `{session}`, ...) and the
+//! The shapes that handlers build in place as JSON (`{ok: true}`, `{ok, model}`, ...) and the
 //! bodies they read field by field, declared for the OpenAPI document only: nothing
 //! serializes these types. Shapes with a serde type of their own (snapshots, history, memory
 //! records, run outcomes, the seed bodies of `rest.rs`) are not repeated here: the document
@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::agent::provider::ModelInfo;
-use crate::domain::{MemoryRecord, ModelRef, SearchHit, SendMode, Snapshot, ThinkingLevel};
+use crate::domain::{MemoryRecord, ModelRef, SearchHit, SendMode, ThinkingLevel};
 use crate::http::extract::ImageJson;
 use crate::memory::MemoryStatus;
 use crate::service::admin::ChannelStatus;
@@ -44,11 +44,6 @@ pub struct Ready {
 #[derive(ToSchema)]
 pub struct OkAnswer {
     pub ok: bool,
-}
-
-#[derive(ToSchema)]
-pub struct SessionAnswer {
-    pub session: Snapshot,
 }
 
 /// A sending call that did not get a reply: the run failed, was aborted or cancelled, or the

@@ -5,11 +5,12 @@
 #![allow(dead_code)]
 
 use super::schemas::{
-    ErrorBody, KeyPath, ModelSet, Models, OkAnswer, PageQuery, ResumeQuery, SessionAnswer,
-    ThinkingSet,
+    ErrorBody, KeyPath, ModelSet, Models, OkAnswer, PageQuery, ResumeQuery, ThinkingSet,
 };
 use crate::domain::{QueueView, SessionStateView};
-use crate::http::rest::{HistoryPage, ModelBody, RenameBody, SessionList, ThinkingBody};
+use crate::http::rest::{
+    HistoryPage, ModelBody, RenameBody, SessionAnswer, SessionList, ThinkingBody,
+};
 
 /// List sessions
 ///

@@ -64,14 +64,13 @@ impl ActiveRun {
     }
 }
 
-/// Where the next run's context lies in history, and what must not have changed by the time
-/// the run begins for the read to still be that context.
+/// Where the next run's context lies in history, and in which conversation (a clear starts a
+/// new one): the read is still that context while all three are unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ContextRange {
     pub from: u64,
     pub to: u64,
     session_id: String,
-    compacted_upto: u64,
 }
 
 /// The callers of a run that has ended, answered once its end is durable.
@@ -116,7 +115,6 @@ impl State {
             from: self.meta.compacted_upto.max(self.history_base),
             to: self.history_base + self.message_count,
             session_id: self.meta.session_id.clone(),
-            compacted_upto: self.meta.compacted_upto,
         }
     }
 

@@ -337,6 +337,12 @@ pub fn text_of(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_string()
 }
 
+/// The text of each message's first part in a history page (`{messages: [...]}`).
+pub fn page_texts(page: &Value) -> Vec<String> {
+    let messages = page["messages"].as_array().unwrap_or_else(|| panic!("a page: {page}"));
+    messages.iter().map(|m| text_of(&m["parts"][0]["text"])).collect()
+}
+
 /// Whether a process of this machine runs with exactly this command line (arguments joined by
 /// spaces); a zombie has none, so it no longer counts.
 pub fn running(cmdline: &str) -> bool {
